@@ -1,0 +1,303 @@
+import { z } from "zod";
+import { LOG_LEVELS, WORKER_DEFAULTS } from "../worker/contract";
+
+/**
+ * Every `kiln:*` stack config key: its Pulumi type, default, description and what a valid value is.
+ * Pulumi.yaml declares the same keys (a test keeps the two equal) and the README documents them.
+ *
+ * Pulumi's project config schema knows string, integer, boolean and array; maps are `object` here
+ * and stay undeclared in Pulumi.yaml. A key declared there without a default is required by the
+ * Pulumi CLI itself, so optional keys use "" or 0 to mean "unset".
+ */
+export type KeyType = "string" | "integer" | "boolean" | "array" | "object";
+
+export interface KeySpec {
+  type: KeyType;
+  description: string;
+  /** Absent: the key is required. */
+  default?: string | number | boolean | string[] | Record<string, string>;
+  /** Validates the decoded value; its messages say what would be valid. */
+  schema: z.ZodType;
+  /** Shown in the README's example column. */
+  example?: string;
+}
+
+const int = (min: number, max: number, unit = "") =>
+  z
+    .number()
+    .int(`must be a whole number${unit} from ${min} to ${max}`)
+    .min(min, `must be a whole number${unit} from ${min} to ${max}`)
+    .max(max, `must be a whole number${unit} from ${min} to ${max}`);
+
+const AMI_ID = /^ami-([0-9a-f]{8}|[0-9a-f]{17})$/;
+const SUBNET_ID = /^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/;
+const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+/** What the environment of a POSIX process accepts as a name, and what systemd's env files read. */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** `read:bucket/prefix/`: S3 bucket naming rules, then a non-empty prefix without wildcards. */
+export const S3_GRANT = /^(read|write|readwrite):([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([^*?\s]+)$/;
+
+const instanceType = z.string().regex(INSTANCE_TYPE, "must be an EC2 instance type such as t3.medium");
+
+/** SSM Parameter Store (standard tier) holds 1 to 4096 characters; it rejects an empty value. */
+const envValue = z
+  .union([z.string(), z.number(), z.boolean()], "must be a string, number or boolean")
+  .transform((v) => String(v))
+  .pipe(z.string().min(1, "must not be empty (SSM refuses empty values)").max(4096, "must be at most 4096 characters (SSM standard tier)"));
+
+const envMap = z.record(
+  z.string().regex(ENV_NAME, "names must be environment variable names (letters, digits, _; not starting with a digit)"),
+  envValue,
+  "must be a map of NAME: value",
+);
+
+export const CONFIG_KEYS = {
+  amiId: {
+    type: "string",
+    default: "",
+    description: "Worker AMI the fleet runs. Written by `npm run bake-ami -- --stack <stack>`.",
+    schema: z.string().regex(AMI_ID, "must be an AMI id such as ami-0123456789abcdef0").or(z.literal("")),
+    example: "ami-0123456789abcdef0",
+  },
+  instanceType: {
+    type: "string",
+    default: "t3.medium",
+    description: "EC2 instance type of the workers.",
+    schema: instanceType,
+  },
+  subnetIds: {
+    type: "array",
+    description: "Subnets (usually private) the Auto Scaling group spreads workers over.",
+    schema: z
+      .array(z.string().regex(SUBNET_ID, "must hold subnet ids such as subnet-0123456789abcdef0"), "must be a list of subnet ids")
+      .min(1, "must list at least one subnet id")
+      .refine((ids) => new Set(ids).size === ids.length, "must not list a subnet twice"),
+    example: "[subnet-0123456789abcdef0]",
+  },
+  minSize: {
+    type: "integer",
+    default: 1,
+    description: "Fewest workers. 0 lets the fleet scale to nothing when the queue is empty.",
+    schema: int(0, 1000),
+  },
+  maxSize: {
+    type: "integer",
+    default: 5,
+    description: "Most workers.",
+    schema: int(1, 1000),
+  },
+  rootVolumeSize: {
+    type: "integer",
+    default: 30,
+    description: "Root volume size in GiB (encrypted gp3).",
+    schema: int(8, 16384, " of GiB"),
+  },
+  rootDeviceName: {
+    type: "string",
+    default: "/dev/xvda",
+    description: "Root device name of the AMI (/dev/xvda on Amazon Linux and Debian, /dev/sda1 on Ubuntu).",
+    schema: z.string().regex(/^\/dev\/[a-z0-9]+$/, "must be a device path such as /dev/xvda"),
+  },
+  spot: {
+    type: "boolean",
+    default: false,
+    description: "Run workers on Spot capacity (mixed instances policy, capacity rebalancing).",
+    schema: z.boolean(),
+  },
+  spotInstanceTypes: {
+    type: "array",
+    default: [],
+    description: "With spot: instance types to choose from (default: just instanceType). More types, fewer interruptions.",
+    schema: z.array(instanceType, "must be a list of instance types"),
+  },
+  onDemandBaseCapacity: {
+    type: "integer",
+    default: 0,
+    description: "With spot: workers that always run on demand.",
+    schema: int(0, 1000),
+  },
+  onDemandPercentageAboveBase: {
+    type: "integer",
+    default: 0,
+    description: "With spot: percentage of workers above the base that run on demand.",
+    schema: int(0, 100, " of percent"),
+  },
+  maxReceiveCount: {
+    type: "integer",
+    default: 3,
+    description: "Receives before a message moves to the dead-letter queue (the seeds' MAX_RETRIES=2 plus the first try).",
+    schema: int(1, 1000),
+  },
+  messageRetentionDays: {
+    type: "integer",
+    default: 4,
+    description: "Days the main queue keeps a message. The DLQ always keeps 14.",
+    schema: int(1, 14, " of days"),
+  },
+  visibilityTimeout: {
+    type: "integer",
+    default: WORKER_DEFAULTS.SQS_VISIBILITY_TIMEOUT,
+    description: "SQS_VISIBILITY_TIMEOUT: seconds a received message stays hidden; must exceed processingTimeout.",
+    schema: int(1, 43200, " of seconds"),
+  },
+  processingTimeout: {
+    type: "integer",
+    default: WORKER_DEFAULTS.PROCESSING_TIMEOUT,
+    description: "PROCESSING_TIMEOUT: seconds one message may take before its handler is aborted.",
+    schema: int(1, 43199, " of seconds"),
+  },
+  sqsMaxMessages: {
+    type: "integer",
+    default: WORKER_DEFAULTS.SQS_MAX_MESSAGES,
+    description: "SQS_MAX_MESSAGES: messages per receive.",
+    schema: int(1, 10),
+  },
+  sqsWaitTime: {
+    type: "integer",
+    default: WORKER_DEFAULTS.SQS_WAIT_TIME,
+    description: "SQS_WAIT_TIME: long-poll seconds.",
+    schema: int(0, 20, " of seconds"),
+  },
+  maxWorkers: {
+    type: "integer",
+    default: 0,
+    description: "MAX_WORKERS: handlers running at once per instance; 0 derives it from the instance's vCPUs at boot.",
+    schema: int(0, 1000),
+  },
+  workerMaxMessages: {
+    type: "integer",
+    default: 0,
+    description: "WORKER_MAX_MESSAGES: recycle the worker process after this many messages; 0 is off.",
+    schema: int(0, 1_000_000_000),
+  },
+  workerMaxRssMb: {
+    type: "integer",
+    default: 0,
+    description: "WORKER_MAX_RSS_MB: recycle the worker process above this resident memory; 0 is off.",
+    schema: int(0, 1_048_576, " of MiB"),
+  },
+  workerMaxLifetime: {
+    type: "integer",
+    default: 0,
+    description: "WORKER_MAX_LIFETIME: recycle the worker process after this many seconds; 0 is off.",
+    schema: int(0, 31_536_000, " of seconds"),
+  },
+  drainTimeout: {
+    type: "integer",
+    default: WORKER_DEFAULTS.WORKER_DRAIN_TIMEOUT,
+    description: "WORKER_DRAIN_TIMEOUT: seconds in-flight work may take after SIGTERM or scale-in.",
+    schema: int(1, 7000, " of seconds"),
+  },
+  logLevel: {
+    type: "string",
+    default: WORKER_DEFAULTS.LOG_LEVEL,
+    description: `LOG_LEVEL of the worker: ${LOG_LEVELS.join(", ")}.`,
+    schema: z.enum(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(", ")}`),
+  },
+  workerHandler: {
+    type: "string",
+    default: "",
+    description: "WORKER_HANDLER: path on the instance of a JS module exporting handle(message, { signal }).",
+    schema: z.string(),
+    example: "/opt/app/handler.js",
+  },
+  workerCommand: {
+    type: "string",
+    default: "",
+    description: "WORKER_COMMAND: command run once per message, body on stdin, exit 0 = done. Exactly one of this and workerHandler.",
+    schema: z.string(),
+    example: "/opt/app/venv/bin/python3 /opt/app/worker.py",
+  },
+  acceptableLatency: {
+    type: "integer",
+    default: 600,
+    description: "Seconds a message may wait before being processed: drives the scaling target and the oldest-message alarm.",
+    schema: int(1, 1_209_600, " of seconds"),
+  },
+  avgProcessingMs: {
+    type: "integer",
+    default: 300,
+    description: "Average milliseconds of one instance's time per message (wall time divided by its parallel workers).",
+    schema: int(1, 43_200_000, " of milliseconds"),
+  },
+  scaleOutCooldown: {
+    type: "integer",
+    default: 60,
+    description: "Seconds a new instance warms up before scale-out counts it (the seeds' scale-out cooldown).",
+    schema: int(0, 3600, " of seconds"),
+  },
+  scaleInCooldown: {
+    type: "integer",
+    default: 300,
+    description: "Seconds between scale-in steps of the group (the seeds' scale-in cooldown).",
+    schema: int(0, 3600, " of seconds"),
+  },
+  instanceWarmup: {
+    type: "integer",
+    default: 300,
+    description: "Seconds a new instance needs before it serves: default instance warm-up and instance refresh warm-up.",
+    schema: int(0, 3600, " of seconds"),
+  },
+  refreshMinHealthyPercentage: {
+    type: "integer",
+    default: 90,
+    description: "Percentage of the fleet kept in service while an instance refresh replaces it.",
+    schema: int(0, 100, " of percent"),
+  },
+  alarmEmail: {
+    type: "string",
+    default: "",
+    description: "Email address subscribed to the fleet's alarms; empty for none.",
+    schema: z.string().regex(EMAIL, "must be an email address").or(z.literal("")),
+    example: "ops@example.com",
+  },
+  logRetentionDays: {
+    type: "integer",
+    default: 30,
+    description: "Days CloudWatch Logs keeps the workers' logs.",
+    schema: z
+      .number()
+      .refine(
+        (d) => [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653].includes(d),
+        "must be one of CloudWatch's retention periods: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ... 3653",
+      ),
+  },
+  s3Access: {
+    type: "array",
+    default: [],
+    description: "The application's S3 access, one grant each: `read:`, `write:` or `readwrite:` then bucket/prefix.",
+    schema: z.array(
+      z.string().regex(S3_GRANT, "must hold grants like read:my-bucket/uploads/ (read, write or readwrite, a bucket, a prefix without wildcards)"),
+      "must be a list of grants",
+    ),
+    example: "[read:my-bucket/uploads/, write:my-bucket/processed/]",
+  },
+  env: {
+    type: "object",
+    default: {},
+    description: "The application's plain environment variables (NAME: value), stored as SSM String parameters.",
+    schema: envMap,
+    example: "{OCR_LANGUAGE: jpn+eng, PDF_DPI: 200}",
+  },
+  secretEnv: {
+    type: "object",
+    default: {},
+    description: "The application's secrets, set with `pulumi config set --secret --path 'kiln:secretEnv.NAME'`; SecureString parameters.",
+    schema: envMap,
+    example: "{OPENSEARCH_PASSWORD: {secure: ...}}",
+  },
+  tags: {
+    type: "object",
+    default: {},
+    description: "Extra tags on every resource that takes them (cost allocation, ownership).",
+    schema: z.record(
+      z.string().min(1).max(128).refine((k) => !k.startsWith("aws:"), "tag keys must not start with aws:"),
+      z.string().max(256, "tag values must be at most 256 characters"),
+      "must be a map of key: value",
+    ),
+    example: "{Application: file-processor}",
+  },
+} satisfies Record<string, KeySpec>;
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;

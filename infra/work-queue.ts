@@ -1,0 +1,61 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+
+export interface WorkQueueArgs {
+  /** Receives before a message moves to the dead-letter queue. */
+  maxReceiveCount: number;
+  visibilityTimeoutSeconds: number;
+  messageRetentionSeconds: number;
+  receiveWaitTimeSeconds: number;
+  tags: Record<string, string>;
+}
+
+/** The main queue and its dead-letter queue, both encrypted, wired by redrive in both directions. */
+export class WorkQueue extends pulumi.ComponentResource {
+  readonly queue: aws.sqs.Queue;
+  readonly deadLetterQueue: aws.sqs.Queue;
+
+  constructor(name: string, args: WorkQueueArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("kiln:queue:WorkQueue", name, {}, opts);
+
+    this.deadLetterQueue = new aws.sqs.Queue(
+      `${name}-dlq`,
+      {
+        // The longest SQS allows: time to find and fix what failed, then redrive.
+        messageRetentionSeconds: 14 * 24 * 3600,
+        sqsManagedSseEnabled: true,
+        tags: args.tags,
+      },
+      { parent: this },
+    );
+
+    this.queue = new aws.sqs.Queue(
+      name,
+      {
+        visibilityTimeoutSeconds: args.visibilityTimeoutSeconds,
+        messageRetentionSeconds: args.messageRetentionSeconds,
+        receiveWaitTimeSeconds: args.receiveWaitTimeSeconds,
+        sqsManagedSseEnabled: true,
+        redrivePolicy: this.deadLetterQueue.arn.apply((deadLetterTargetArn) =>
+          JSON.stringify({ deadLetterTargetArn, maxReceiveCount: args.maxReceiveCount }),
+        ),
+        tags: args.tags,
+      },
+      { parent: this },
+    );
+
+    // Only this queue may dead-letter into the DLQ, and a DLQ redrive can only go back to it.
+    new aws.sqs.RedriveAllowPolicy(
+      `${name}-dlq-allow`,
+      {
+        queueUrl: this.deadLetterQueue.url,
+        redriveAllowPolicy: this.queue.arn.apply((arn) =>
+          JSON.stringify({ redrivePermission: "byQueue", sourceQueueArns: [arn] }),
+        ),
+      },
+      { parent: this },
+    );
+
+    this.registerOutputs({ queueUrl: this.queue.url, deadLetterQueueUrl: this.deadLetterQueue.url });
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * The worker's environment contract (ARCHITECTURE.md), shared by the Pulumi program that writes it
+ * into SSM and the worker that reads it, so the two cannot drift apart.
+ */
+
+/** Variables kiln itself sets from stack config; an application's `kiln:env` may not shadow them. */
+export const WORKER_VARIABLES = [
+  "SQS_QUEUE_URL",
+  "AWS_REGION",
+  "AWS_ENDPOINT_URL_SQS",
+  "AWS_ENDPOINT_URL",
+  "SQS_MAX_MESSAGES",
+  "SQS_WAIT_TIME",
+  "SQS_VISIBILITY_TIMEOUT",
+  "MAX_WORKERS",
+  "PROCESSING_TIMEOUT",
+  "WORKER_HANDLER",
+  "WORKER_COMMAND",
+  "WORKER_MAX_MESSAGES",
+  "WORKER_MAX_RSS_MB",
+  "WORKER_MAX_LIFETIME",
+  "WORKER_DRAIN_TIMEOUT",
+  "LOG_LEVEL",
+  "KILN_STACK",
+  "KILN_ASG_NAME",
+  "KILN_LIFECYCLE_HOOK",
+  "KILN_LOG_GROUP",
+] as const;
+
+export type WorkerVariable = (typeof WORKER_VARIABLES)[number];
+
+/** Defaults the worker applies when a variable is absent; the stack config uses the same ones. */
+export const WORKER_DEFAULTS = {
+  SQS_MAX_MESSAGES: 10,
+  SQS_WAIT_TIME: 20,
+  SQS_VISIBILITY_TIMEOUT: 300,
+  PROCESSING_TIMEOUT: 180,
+  WORKER_DRAIN_TIMEOUT: 60,
+  LOG_LEVEL: "info",
+} as const;
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
+
+/** CloudWatch namespace and metric names the worker publishes; alarms and dashboard read them. */
+export const METRICS_NAMESPACE = "Kiln/Worker";
+/** Every worker metric carries this dimension, valued with the stack name. */
+export const METRIC_DIMENSION = "Stack";
+export const METRIC_PROCESSED = "MessagesProcessed";
+export const METRIC_FAILED = "MessagesFailed";
+export const METRIC_LATENCY = "ProcessingLatency";
+export const METRIC_WORKER_FAILURE = "WorkerFailure";
+
+/** Where user data leaves the pointers `kiln-worker env` needs at boot (SSM prefix, region). */
+export const INSTANCE_ENV_FILE = "/etc/kiln/instance.env";
+/** The env file `kiln-worker env` writes from SSM and kiln-worker.service reads. */
+export const WORKER_ENV_FILE = "/etc/kiln/worker.env";
+
+/** The SSM path that holds a stack's worker environment. */
+export function ssmPrefix(stack: string): string {
+  return `/kiln/${stack}/worker/`;
+}
+
+/** Name of the ASG lifecycle hook that holds a terminating instance while its worker drains. */
+export const DRAIN_LIFECYCLE_HOOK = "kiln-drain";
