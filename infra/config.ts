@@ -119,7 +119,9 @@ export function parseStackConfig(stack: string, raw: RawStackConfig): KilnConfig
     if (!result.success) {
       const issue = result.error.issues[0];
       const where = issue.path.length ? `.${issue.path.join(".")}` : "";
-      problems.push(`${key}${where} ${issue.message} (got ${show(given)})`);
+      // A bad map key is reported on the map; the key's own message says what is wrong with it.
+      const message = issue.code === "invalid_key" ? issue.issues[0]?.message ?? issue.message : issue.message;
+      problems.push(`${key}${where} ${message} (got ${show(given)})`);
       continue;
     }
     out[name] = result.data;

@@ -2,8 +2,22 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 
 export interface WorkerSecurityGroupArgs {
-  subnetIds: string[];
+  vpcId: string;
   tags: Record<string, string>;
+}
+
+/**
+ * The one VPC the configured subnets share. Looked up before anything is declared, so subnets
+ * spread over VPCs stop the deploy before it creates a thing.
+ */
+export async function vpcOfSubnets(subnetIds: string[]): Promise<string> {
+  const vpcs = await Promise.all(subnetIds.map(async (id) => (await aws.ec2.getSubnet({ id })).vpcId));
+  const distinct = [...new Set(vpcs)];
+  if (distinct.length > 1) {
+    const where = subnetIds.map((id, i) => `${id} in ${vpcs[i]}`).join(", ");
+    throw new Error(`kiln:subnetIds must all be in one VPC, but ${where}`);
+  }
+  return distinct[0];
 }
 
 /**
@@ -17,15 +31,7 @@ export class WorkerSecurityGroup extends pulumi.ComponentResource {
   constructor(name: string, args: WorkerSecurityGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("kiln:network:WorkerSecurityGroup", name, {}, opts);
 
-    const subnets = args.subnetIds.map((id) => aws.ec2.getSubnetOutput({ id }, { parent: this }));
-    this.vpcId = pulumi.all(subnets.map((s) => s.vpcId)).apply((vpcs) => {
-      const distinct = [...new Set(vpcs)];
-      if (distinct.length > 1) {
-        const where = args.subnetIds.map((id, i) => `${id} in ${vpcs[i]}`).join(", ");
-        throw new Error(`kiln:subnetIds must all be in one VPC, but ${where}`);
-      }
-      return distinct[0];
-    });
+    this.vpcId = pulumi.output(args.vpcId);
 
     this.securityGroup = new aws.ec2.SecurityGroup(
       name,

@@ -1,0 +1,158 @@
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { ConfigError, parseStackConfig, RawStackConfig } from "../../infra/config";
+import { CONFIG_KEYS, KeySpec } from "../../infra/config-keys";
+import { FakeAws, REPO, runStack, stackConfig } from "../support/pulumi-harness";
+
+function prod(overrides: Record<string, string | undefined> = {}, secretKeys: string[] = []): RawStackConfig {
+  const { values } = stackConfig("prod");
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v === undefined) delete values[k];
+    else values[k] = v;
+  }
+  return { values, secretKeys: new Set(secretKeys) };
+}
+
+function problemsOf(raw: RawStackConfig): string[] {
+  try {
+    parseStackConfig("prod", raw);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.problems;
+  }
+  assert.fail("the config was accepted");
+}
+
+describe("stack config", () => {
+  it("parses both committed stacks into typed values", () => {
+    const p = parseStackConfig("prod", prod());
+    assert.equal(p.region, "ap-northeast-1");
+    assert.equal(p.instanceType, "t3.medium");
+    assert.deepEqual([p.minSize, p.maxSize, p.maxWorkers, p.maxReceiveCount], [1, 5, 1, 3]);
+    assert.equal(p.backlogTarget, 3000);
+    assert.deepEqual(p.s3Access[0], { access: "read", bucket: "cis-filesearch-storage", prefix: "uploads/" });
+    assert.equal(p.env.PDF_DPI, "200", "numbers in kiln:env become the strings a process environment holds");
+    const d = parseStackConfig("dev", { values: stackConfig("dev").values, secretKeys: new Set() });
+    assert.deepEqual([d.minSize, d.spot, d.amiId], [0, true, ""]);
+  });
+
+  const rejected: [string, Record<string, string | undefined>, RegExp][] = [
+    ["min above max", { "kiln:minSize": "6" }, /kiln:minSize \(6\) is above kiln:maxSize \(5\)/],
+    ["an unknown key, with a suggestion", { "kiln:maxSzie": "4" }, /kiln:maxSzie is not a kiln setting: did you mean kiln:maxSize\?/],
+    ["an unknown key without a near match", { "kiln:frobnicate": "1" }, /kiln:frobnicate is not a kiln setting: the README/],
+    [
+      "a visibility timeout not above the processing timeout",
+      { "kiln:visibilityTimeout": "180" },
+      /kiln:visibilityTimeout \(180\) must be above kiln:processingTimeout \(180\).*set it to 181 or more/,
+    ],
+    ["a malformed subnet id", { "kiln:subnetIds": '["subnet-xyz"]' }, /kiln:subnetIds\.0 must hold subnet ids such as subnet-0123456789abcdef0 \(got/],
+    ["no subnet at all", { "kiln:subnetIds": "[]" }, /kiln:subnetIds must list at least one subnet id/],
+    ["a missing required key", { "kiln:subnetIds": undefined }, /kiln:subnetIds is required/],
+    [
+      "a latency target that gives a backlog target below 1",
+      { "kiln:acceptableLatency": "2", "kiln:avgProcessingMs": "5000" },
+      /backlog target of 0\.40 messages per instance, below 1: raise kiln:acceptableLatency to at least 5 s/,
+    ],
+    ["a word where a number goes", { "kiln:minSize": "two" }, /kiln:minSize must be a whole number \(got "two"\)/],
+    ["a batch size SQS cannot do", { "kiln:sqsMaxMessages": "11" }, /kiln:sqsMaxMessages must be a whole number from 1 to 10 \(got "11"\)/],
+    ["a long poll SQS cannot do", { "kiln:sqsWaitTime": "30" }, /kiln:sqsWaitTime must be a whole number of seconds from 0 to 20/],
+    ["a yes where a boolean goes", { "kiln:spot": "yes" }, /kiln:spot must be true or false/],
+    ["an unknown log level", { "kiln:logLevel": "WARNING" }, /kiln:logLevel must be one of trace, debug, info, warn, error, fatal/],
+    ["a malformed AMI id", { "kiln:amiId": "ami-123" }, /kiln:amiId must be an AMI id such as ami-0123456789abcdef0/],
+    ["both a handler and a command", { "kiln:workerHandler": "/opt/h.js" }, /kiln:workerHandler and kiln:workerCommand are both set: set exactly one/],
+    ["neither a handler nor a command", { "kiln:workerCommand": undefined }, /neither kiln:workerHandler nor kiln:workerCommand is set/],
+    ["an env var kiln sets itself", { "kiln:env": '{"SQS_QUEUE_URL":"x"}' }, /kiln:env\.SQS_QUEUE_URL is set by kiln itself/],
+    ["an env var name a shell cannot hold", { "kiln:env": '{"PDF-DPI":"200"}' }, /kiln:env\.PDF-DPI names must be environment variable names/],
+    ["an empty env value SSM refuses", { "kiln:env": '{"PDF_DPI":""}' }, /kiln:env\.PDF_DPI must not be empty/],
+    ["an S3 grant with a wildcard", { "kiln:s3Access": '["read:bucket/*"]' }, /kiln:s3Access\.0 must hold grants like read:my-bucket\/uploads\//],
+    ["an S3 grant with no access mode", { "kiln:s3Access": '["cis-filesearch-storage/uploads/"]' }, /kiln:s3Access\.0 must hold grants/],
+    ["a missing region", { "aws:region": undefined }, /aws:region is not set: run `pulumi config set aws:region <region>`/],
+    ["a malformed region", { "aws:region": "tokyo" }, /aws:region must be an AWS region such as ap-northeast-1/],
+    ["a retention CloudWatch does not offer", { "kiln:logRetentionDays": "31" }, /kiln:logRetentionDays must be one of CloudWatch's retention periods/],
+    ["a map where a list goes", { "kiln:subnetIds": "subnet-0a11b22c33d44e55f" }, /kiln:subnetIds must be a YAML list/],
+  ];
+
+  for (const [what, overrides, message] of rejected) {
+    it(`rejects ${what}, naming the key`, () => {
+      const problems = problemsOf(prod(overrides));
+      assert.ok(problems.some((p) => message.test(p)), `expected ${message} in:\n${problems.join("\n")}`);
+    });
+  }
+
+  it("reports every problem at once", () => {
+    const problems = problemsOf(prod({ "kiln:minSize": "x", "kiln:sqsWaitTime": "99", "kiln:typo": "1" }));
+    assert.equal(problems.length, 3);
+  });
+
+  it("insists that kiln:secretEnv values were set with --secret", () => {
+    const plain = prod({ "kiln:secretEnv": '{"OPENSEARCH_PASSWORD":"hunter2"}' });
+    assert.ok(problemsOf(plain).some((p) => /kiln:secretEnv holds plaintext values: set each with `pulumi config set --secret/.test(p)));
+    const secret = prod({ "kiln:secretEnv": '{"OPENSEARCH_PASSWORD":"hunter2"}' }, ["kiln:secretEnv"]);
+    assert.equal(parseStackConfig("prod", secret).secretEnv.OPENSEARCH_PASSWORD, "hunter2");
+  });
+
+  it("refuses secrets anywhere but kiln:secretEnv, where they would reach tags or user data", () => {
+    assert.ok(problemsOf(prod({}, ["kiln:env"])).some((p) => /kiln:env holds a secret value: secrets belong in kiln:secretEnv/.test(p)));
+    assert.ok(problemsOf(prod({}, ["kiln:alarmEmail"])).some((p) => /kiln:alarmEmail is a secret, but only kiln:secretEnv/.test(p)));
+  });
+
+  it("refuses a name in both kiln:env and kiln:secretEnv", () => {
+    const raw = prod({ "kiln:secretEnv": '{"PDF_DPI":"1"}' }, ["kiln:secretEnv"]);
+    assert.ok(problemsOf(raw).some((p) => /kiln:env\.PDF_DPI is also in kiln:secretEnv/.test(p)));
+  });
+
+  describe("in the Pulumi program", () => {
+    it("fails before declaring any resource, and creates nothing", async () => {
+      const aws = new FakeAws();
+      const cfg = stackConfig("prod");
+      cfg.values["kiln:minSize"] = "9";
+      await assert.rejects(runStack("prod", cfg, aws), /kiln:minSize \(9\) is above kiln:maxSize \(5\)/);
+      assert.deepEqual(aws.created.filter((r) => r.type.startsWith("aws:")), []);
+    });
+
+    it("tells the user to bake an AMI first when kiln:amiId is missing", async () => {
+      const aws = new FakeAws();
+      await assert.rejects(runStack("dev", stackConfig("dev"), aws), /kiln:amiId is not set: bake the worker image first with `npm run bake-ami -- --stack dev`/);
+      assert.deepEqual(aws.created.filter((r) => r.type.startsWith("aws:")), []);
+    });
+
+    it("refuses subnets in different VPCs", async () => {
+      const aws = new FakeAws();
+      aws.subnetVpcs = { "subnet-0a11b22c33d44e55f": "vpc-0aaaaaaaaaaaaaaaa", "subnet-0f66e77d88c99b00a": "vpc-0bbbbbbbbbbbbbbbb" };
+      await assert.rejects(
+        runStack("prod", stackConfig("prod"), aws),
+        /kiln:subnetIds must all be in one VPC, but subnet-0a11b22c33d44e55f in vpc-0aaaaaaaaaaaaaaaa, subnet-0f66e77d88c99b00a in vpc-0bbbbbbbbbbbbbbbb/,
+      );
+      assert.equal(aws.created.filter((r) => r.type === "aws:ec2/securityGroup:SecurityGroup").length, 0);
+    });
+  });
+
+  describe("declarations", () => {
+    const project = YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.yaml"), "utf8"));
+
+    it("Pulumi.yaml declares every key Pulumi's schema can type, with kiln's own type, default and description", () => {
+      const expected: Record<string, unknown> = {};
+      for (const [key, spec] of Object.entries(CONFIG_KEYS) as [string, KeySpec][]) {
+        if (spec.type === "object") continue;
+        expected[key] = {
+          type: spec.type,
+          ...(spec.type === "array" ? { items: { type: "string" } } : {}),
+          description: spec.description,
+          ...(spec.default !== undefined ? { default: spec.default } : {}),
+        };
+      }
+      assert.deepEqual(project.config, expected);
+    });
+
+    it("the README's config reference documents every key", () => {
+      const readme = fs.readFileSync(path.join(REPO, "README.md"), "utf8");
+      for (const key of Object.keys(CONFIG_KEYS)) assert.match(readme, new RegExp(`\\| \`kiln:${key}\` \\|`), `kiln:${key} is documented`);
+    });
+
+    it("the committed stack files hold no secret values", () => {
+      for (const stack of ["prod", "dev"]) assert.deepEqual(stackConfig(stack).secretKeys, []);
+    });
+  });
+});
