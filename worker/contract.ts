@@ -62,3 +62,34 @@ export function ssmPrefix(stack: string): string {
 
 /** Name of the ASG lifecycle hook that holds a terminating instance while its worker drains. */
 export const DRAIN_LIFECYCLE_HOOK = "kiln-drain";
+
+/**
+ * Why the worker stopped. systemd restarts it after any exit but the two it is told not to
+ * (RestartPreventExitStatus): a configuration error would only fail again, and a scaled-in instance
+ * is about to terminate.
+ */
+export const EXIT = {
+  /** Drained after SIGTERM: every in-flight message finished or was released. */
+  DRAINED: 0,
+  /** Crashed: an error the worker did not expect. systemd restarts it. */
+  CRASHED: 1,
+  /** Recycled (message count, memory or lifetime limit): drained, to be started fresh. */
+  RECYCLED: 75,
+  /** Bad configuration: restarting cannot help. */
+  CONFIG_ERROR: 78,
+  /** The instance is being scaled in: drained and the lifecycle action completed. */
+  SCALED_IN: 79,
+} as const;
+
+/** Where the AMI puts things (ami/ installs them, systemd units point at them). */
+export const INSTALL = {
+  /** The worker bundle (`npm run build:worker`): kiln-worker.js runs with plain node. */
+  bundleDir: "/opt/kiln/worker",
+  /** The pinned Node runtime baked into the image. */
+  node: "/opt/kiln/node/bin/node",
+  user: "kiln-worker",
+  /** The worker's scratch space (the seeds' TEMP_DIR). */
+  stateDir: "/var/lib/kiln-worker",
+  /** Drop-in that kiln-worker env writes with the machine's sizing. */
+  sizingDropIn: "/etc/systemd/system/kiln-worker.service.d/50-sizing.conf",
+} as const;
