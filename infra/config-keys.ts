@@ -35,8 +35,11 @@ const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 /** What the environment of a POSIX process accepts as a name, and what systemd's env files read. */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** `read:bucket/prefix/`: S3 bucket naming rules, then a non-empty prefix without wildcards. */
-export const S3_GRANT = /^(read|write|readwrite):([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([^*?\s]+)$/;
+/**
+ * `read:bucket/prefix/`: S3 bucket naming rules, then a prefix without wildcards or policy variables
+ * (`$`), ending in `/` so `uploads/` cannot also grant `uploads-archive/`.
+ */
+export const S3_GRANT = /^(read|write|readwrite):([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([^*?$\s]*\/)$/;
 
 const instanceType = z.string().regex(INSTANCE_TYPE, "must be an EC2 instance type such as t3.medium");
 
@@ -109,7 +112,10 @@ export const CONFIG_KEYS = {
     type: "array",
     default: [],
     description: "With spot: instance types to choose from (default: just instanceType). More types, fewer interruptions.",
-    schema: z.array(instanceType, "must be a list of instance types"),
+    schema: z
+      .array(instanceType, "must be a list of instance types")
+      .max(20, "must list at most 20 instance types")
+      .refine((l) => new Set(l).size === l.length, "must not list an instance type twice"),
   },
   onDemandBaseCapacity: {
     type: "integer",
@@ -132,8 +138,8 @@ export const CONFIG_KEYS = {
   messageRetentionDays: {
     type: "integer",
     default: 4,
-    description: "Days the main queue keeps a message. The DLQ always keeps 14.",
-    schema: int(1, 14, " of days"),
+    description: "Days the main queue keeps a message, at most 13: the DLQ keeps 14, and a message's age carries over into it.",
+    schema: int(1, 13, " of days (the DLQ keeps 14)"),
   },
   visibilityTimeout: {
     type: "integer",
@@ -186,8 +192,16 @@ export const CONFIG_KEYS = {
   drainTimeout: {
     type: "integer",
     default: WORKER_DEFAULTS.WORKER_DRAIN_TIMEOUT,
-    description: "WORKER_DRAIN_TIMEOUT: seconds in-flight work may take after SIGTERM or scale-in.",
-    schema: int(1, 7000, " of seconds"),
+    description:
+      "WORKER_DRAIN_TIMEOUT: seconds in-flight work may take after SIGTERM or scale-in; what is left returns to the queue. " +
+      "At most 80: kiln-worker.service stops the worker after TimeoutStopSec=90.",
+    schema: int(1, 80, " of seconds (kiln-worker.service's TimeoutStopSec is 90)"),
+  },
+  retryDelay: {
+    type: "integer",
+    default: WORKER_DEFAULTS.WORKER_RETRY_DELAY,
+    description: "WORKER_RETRY_DELAY: seconds before a failed message's first retry, doubled on each further receive.",
+    schema: int(0, 43_200, " of seconds"),
   },
   logLevel: {
     type: "string",
@@ -268,7 +282,7 @@ export const CONFIG_KEYS = {
     default: [],
     description: "The application's S3 access, one grant each: `read:`, `write:` or `readwrite:` then bucket/prefix.",
     schema: z.array(
-      z.string().regex(S3_GRANT, "must hold grants like read:my-bucket/uploads/ (read, write or readwrite, a bucket, a prefix without wildcards)"),
+      z.string().regex(S3_GRANT, "must hold grants like read:my-bucket/uploads/ (read, write or readwrite, a bucket, a prefix ending in / without * ? or $)"),
       "must be a list of grants",
     ),
     example: "[read:my-bucket/uploads/, write:my-bucket/processed/]",
@@ -292,7 +306,11 @@ export const CONFIG_KEYS = {
     default: {},
     description: "Extra tags on every resource that takes them (cost allocation, ownership).",
     schema: z.record(
-      z.string().min(1).max(128).refine((k) => !k.startsWith("aws:"), "tag keys must not start with aws:"),
+      z
+        .string()
+        .min(1, "tag keys must not be empty")
+        .max(128, "tag keys must be at most 128 characters")
+        .refine((k) => !/^aws:/i.test(k), "tag keys must not start with aws: (reserved by AWS)"),
       z.string().max(256, "tag values must be at most 256 characters"),
       "must be a map of key: value",
     ),

@@ -96,6 +96,11 @@ function unknownKeyProblem(key: string): string {
 export function parseStackConfig(stack: string, raw: RawStackConfig): KilnConfig {
   const problems: string[] = [];
   const out: Record<string, unknown> = {};
+  if (!STACK_NAME.test(stack)) {
+    problems.push(
+      `the stack name ${JSON.stringify(stack)} cannot name AWS resources: use 1 to 40 letters, digits, - or _, starting with a letter or digit`,
+    );
+  }
 
   for (const key of Object.keys(raw.values)) {
     if (key.startsWith("kiln:") && !(key.slice(5) in CONFIG_KEYS)) problems.push(unknownKeyProblem(key));
@@ -105,6 +110,8 @@ export function parseStackConfig(stack: string, raw: RawStackConfig): KilnConfig
     const spec: KeySpec = CONFIG_KEYS[name];
     const key = `kiln:${name}`;
     const given = raw.values[key];
+    // A secret's value is never echoed back, not even in an error.
+    const shown = raw.secretKeys.has(key) ? "a secret value" : show(given ?? "");
     if (given === undefined) {
       if (spec.default === undefined) problems.push(`${key} is required: ${spec.description}`);
       else out[name] = spec.default;
@@ -112,7 +119,7 @@ export function parseStackConfig(stack: string, raw: RawStackConfig): KilnConfig
     }
     const decoded = decode(spec, given);
     if (decoded.problem) {
-      problems.push(`${key} ${decoded.problem} (got ${show(given)})`);
+      problems.push(`${key} ${decoded.problem} (got ${shown})`);
       continue;
     }
     const result = spec.schema.safeParse(decoded.value);
@@ -121,7 +128,7 @@ export function parseStackConfig(stack: string, raw: RawStackConfig): KilnConfig
       const where = issue.path.length ? `.${issue.path.join(".")}` : "";
       // A bad map key is reported on the map; the key's own message says what is wrong with it.
       const message = issue.code === "invalid_key" ? issue.issues[0]?.message ?? issue.message : issue.message;
-      problems.push(`${key}${where} ${message} (got ${show(given)})`);
+      problems.push(`${key}${where} ${message} (got ${shown})`);
       continue;
     }
     out[name] = result.data;
@@ -148,10 +155,33 @@ export function parseGrant(grant: string): S3Grant {
   return { access: m[1] as S3Grant["access"], bucket: m[2], prefix: m[3] };
 }
 
+const SDK_AND_RUNTIME_VARIABLES = [
+  "AWS_ACCESS_KEY_ID",
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "AWS_PROFILE",
+  "AWS_DEFAULT_REGION",
+  "AWS_CONFIG_FILE",
+  "AWS_SHARED_CREDENTIALS_FILE",
+  "NODE_OPTIONS",
+];
+
+/** Tags kiln sets on everything: a user tag may not replace them. */
+const KILN_TAG_KEYS = ["kiln:stack", "ManagedBy", "Name"];
+
+/** Letters, digits, - and _: stack names end up in queue, group and role names. */
+const STACK_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/;
+
 function crossChecks(raw: RawStackConfig, c: Partial<KilnConfig>): string[] {
   const problems: string[] = [];
   const kiln = (k: ConfigKey) => `kiln:${k}`;
 
+  for (const key of Object.keys(c.tags ?? {})) {
+    if (KILN_TAG_KEYS.includes(key)) problems.push(`kiln:tags.${key} is a tag kiln sets itself: choose another key`);
+  }
+  if (Object.keys(c.tags ?? {}).length + KILN_TAG_KEYS.length > 50) {
+    problems.push(`kiln:tags has ${Object.keys(c.tags ?? {}).length} tags: AWS allows 50 per resource, and kiln uses ${KILN_TAG_KEYS.length}`);
+  }
   if (c.minSize! > c.maxSize!) {
     problems.push(`kiln:minSize (${c.minSize}) is above kiln:maxSize (${c.maxSize}): the minimum must be at most the maximum`);
   }
@@ -180,11 +210,17 @@ function crossChecks(raw: RawStackConfig, c: Partial<KilnConfig>): string[] {
     );
   }
 
-  const reserved = new Set<string>(WORKER_VARIABLES);
+  // Kiln's own variables, and what would change how the SDK or node behave behind the worker's back:
+  // credentials in the environment would shadow the instance role.
+  const reserved = new Set<string>([...WORKER_VARIABLES, ...SDK_AND_RUNTIME_VARIABLES]);
   for (const which of ["env", "secretEnv"] as const) {
     for (const name of Object.keys(c[which] ?? {})) {
       if (reserved.has(name)) {
-        problems.push(`${kiln(which)}.${name} is set by kiln itself from the stack config: use the kiln:* key for it`);
+        problems.push(
+          (WORKER_VARIABLES as readonly string[]).includes(name)
+            ? `${kiln(which)}.${name} is set by kiln itself from the stack config: use the kiln:* key for it`
+            : `${kiln(which)}.${name} must not be set: it would override the instance role or the worker's runtime`,
+        );
       }
     }
   }

@@ -53,7 +53,7 @@ export class WorkerEnvironment extends pulumi.ComponentResource {
 export function workerVariables(
   cfg: Pick<
     KilnConfig,
-    | "stack" | "sqsMaxMessages" | "sqsWaitTime" | "visibilityTimeout" | "processingTimeout" | "drainTimeout" | "logLevel"
+    | "stack" | "sqsMaxMessages" | "sqsWaitTime" | "visibilityTimeout" | "processingTimeout" | "drainTimeout" | "retryDelay" | "logLevel"
     | "maxWorkers" | "workerMaxMessages" | "workerMaxRssMb" | "workerMaxLifetime" | "workerHandler" | "workerCommand" | "env"
   >,
   refs: { queueUrl: pulumi.Input<string>; groupName: string; logGroupName: string },
@@ -65,6 +65,7 @@ export function workerVariables(
     SQS_VISIBILITY_TIMEOUT: String(cfg.visibilityTimeout),
     PROCESSING_TIMEOUT: String(cfg.processingTimeout),
     WORKER_DRAIN_TIMEOUT: String(cfg.drainTimeout),
+    WORKER_RETRY_DELAY: String(cfg.retryDelay),
     LOG_LEVEL: cfg.logLevel,
     KILN_STACK: cfg.stack,
     KILN_ASG_NAME: refs.groupName,

@@ -81,6 +81,8 @@ export class WorkerFleet extends pulumi.ComponentResource {
           strategy: "Rolling",
           preferences: {
             minHealthyPercentage: args.refreshMinHealthyPercentage,
+            // Launch replacements before terminating, so capacity never dips below the minimum.
+            maxHealthyPercentage: 200,
             instanceWarmup: String(args.instanceWarmup),
           },
         },

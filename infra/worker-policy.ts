@@ -60,7 +60,7 @@ export function workerPolicyDocument(s: WorkerPolicyScope): PolicyDocument {
       Resource: [`arn:${s.partition}:kms:${s.region}:${s.accountId}:key/*`],
       Condition: {
         StringEquals: { "kms:ViaService": `ssm.${s.region}.amazonaws.com` },
-        StringLike: { "kms:EncryptionContext:PS_ARN": `${parameterArn}/*` },
+        StringLike: { "kms:EncryptionContext:PARAMETER_ARN": `${parameterArn}/*` },
       },
     },
     {

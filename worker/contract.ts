@@ -20,6 +20,7 @@ export const WORKER_VARIABLES = [
   "WORKER_MAX_RSS_MB",
   "WORKER_MAX_LIFETIME",
   "WORKER_DRAIN_TIMEOUT",
+  "WORKER_RETRY_DELAY",
   "LOG_LEVEL",
   "KILN_STACK",
   "KILN_ASG_NAME",
@@ -36,6 +37,8 @@ export const WORKER_DEFAULTS = {
   SQS_VISIBILITY_TIMEOUT: 300,
   PROCESSING_TIMEOUT: 180,
   WORKER_DRAIN_TIMEOUT: 60,
+  /** Seconds before a failed message's first retry; doubled on each further receive (seeds: RETRY_DELAY=3). */
+  WORKER_RETRY_DELAY: 3,
   LOG_LEVEL: "info",
 } as const;
 

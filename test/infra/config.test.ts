@@ -72,6 +72,16 @@ describe("stack config", () => {
     ["a malformed region", { "aws:region": "tokyo" }, /aws:region must be an AWS region such as ap-northeast-1/],
     ["a retention CloudWatch does not offer", { "kiln:logRetentionDays": "31" }, /kiln:logRetentionDays must be one of CloudWatch's retention periods/],
     ["a map where a list goes", { "kiln:subnetIds": "subnet-0a11b22c33d44e55f" }, /kiln:subnetIds must be a YAML list/],
+    ["an S3 prefix not ending in /, which would also grant its look-alikes", { "kiln:s3Access": '["read:bucket/uploads"]' }, /kiln:s3Access\.0 must hold grants .* ending in \//],
+    ["an S3 prefix holding a policy variable", { "kiln:s3Access": '["read:bucket/${aws:username}/"]' }, /kiln:s3Access\.0 must hold grants/],
+    ["AWS credentials in kiln:env, which would shadow the instance role", { "kiln:env": '{"AWS_ACCESS_KEY_ID":"AKIA"}' }, /kiln:env\.AWS_ACCESS_KEY_ID must not be set: it would override the instance role/],
+    ["NODE_OPTIONS in kiln:env", { "kiln:env": '{"NODE_OPTIONS":"--inspect"}' }, /kiln:env\.NODE_OPTIONS must not be set/],
+    ["a tag key in AWS's namespace, in any case", { "kiln:tags": '{"AWS:owner":"x"}' }, /kiln:tags\.AWS:owner tag keys must not start with aws:/],
+    ["a tag kiln sets itself", { "kiln:tags": '{"ManagedBy":"terraform"}' }, /kiln:tags\.ManagedBy is a tag kiln sets itself/],
+    ["more tags than AWS allows", { "kiln:tags": JSON.stringify(Object.fromEntries(Array.from({ length: 48 }, (_, i) => [`t${i}`, "x"]))) }, /kiln:tags has 48 tags: AWS allows 50 per resource/],
+    ["a main-queue retention as long as the DLQ's", { "kiln:messageRetentionDays": "14" }, /kiln:messageRetentionDays must be a whole number of days \(the DLQ keeps 14\) from 1 to 13/],
+    ["a drain systemd would cut short", { "kiln:drainTimeout": "120" }, /kiln:drainTimeout must be a whole number of seconds \(kiln-worker.service's TimeoutStopSec is 90\) from 1 to 80/],
+    ["the same Spot instance type twice", { "kiln:spotInstanceTypes": '["t3.small","t3.small"]' }, /kiln:spotInstanceTypes must not list an instance type twice/],
   ];
 
   for (const [what, overrides, message] of rejected) {
@@ -80,6 +90,17 @@ describe("stack config", () => {
       assert.ok(problems.some((p) => message.test(p)), `expected ${message} in:\n${problems.join("\n")}`);
     });
   }
+
+  it("never echoes a secret's value, even when rejecting it", () => {
+    const problems = problemsOf(prod({ "kiln:secretEnv": '{"OPENSEARCH_PASSWORD":""}' }, ["kiln:secretEnv"]));
+    const joined = problems.join("\n");
+    assert.match(joined, /kiln:secretEnv\.OPENSEARCH_PASSWORD must not be empty .*\(got a secret value\)/);
+    assert.doesNotMatch(joined, /OPENSEARCH_PASSWORD":/);
+  });
+
+  it("rejects a stack name that cannot name AWS resources", () => {
+    assert.throws(() => parseStackConfig("prod.eu", prod()), /the stack name "prod\.eu" cannot name AWS resources: use 1 to 40 letters, digits, - or _/);
+  });
 
   it("reports every problem at once", () => {
     const problems = problemsOf(prod({ "kiln:minSize": "x", "kiln:sqsWaitTime": "99", "kiln:typo": "1" }));

@@ -133,7 +133,7 @@ for (const [stack, expected] of Object.entries(STACKS)) {
         assert.deepEqual(read.Resource, [arn, `${arn}/*`]);
         const [decrypt] = statement("kms:Decrypt");
         assert.equal(decrypt.Condition.StringEquals["kms:ViaService"], "ssm.ap-northeast-1.amazonaws.com");
-        assert.equal(decrypt.Condition.StringLike["kms:EncryptionContext:PS_ARN"], `${arn}/*`);
+        assert.equal(decrypt.Condition.StringLike["kms:EncryptionContext:PARAMETER_ARN"], `${arn}/*`);
       });
 
       it("lets it complete and heartbeat this group's lifecycle hook and mark itself unhealthy", () => {
@@ -253,6 +253,7 @@ for (const [stack, expected] of Object.entries(STACKS)) {
         const g = group().inputs;
         assert.equal(g.instanceRefresh.strategy, "Rolling");
         assert.equal(g.instanceRefresh.preferences.minHealthyPercentage, 90);
+        assert.equal(g.instanceRefresh.preferences.maxHealthyPercentage, 200, "replacements launch before old instances go");
         assert.equal(g.instanceRefresh.preferences.instanceWarmup, "300");
         assert.equal(g.defaultInstanceWarmup, 300);
       });
