@@ -1,0 +1,51 @@
+import { ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { BUNDLE_DIR, ROOT } from "../../worker/build";
+import { CREDENTIALS, REGION } from "./sqs";
+
+export const RECORD_HANDLER = path.join(__dirname, "handlers", "record.js");
+export const BUNDLE = path.join(BUNDLE_DIR, "kiln-worker.js");
+
+/** The worker as it ships (the bundle, plain node) and as it runs from a checkout (sources, tsx). */
+export const FLAVOURS = {
+  bundle: [BUNDLE],
+  sources: ["--require", require.resolve("tsx/cjs"), path.join(ROOT, "worker", "cli.ts")],
+} as const;
+export type Flavour = keyof typeof FLAVOURS;
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  stdout: () => string;
+  exited: Promise<number | null>;
+}
+
+export function startWorker(flavour: Flavour, env: Record<string, string>, args = ["run"]): WorkerProcess {
+  const child = spawn(process.execPath, [...FLAVOURS[flavour], ...args], {
+    env: {
+      PATH: process.env.PATH,
+      AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+      AWS_REGION: REGION,
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, stdout: () => out, exited };
+}
+
+/** A scratch file the record handler appends to; read as lines. */
+export function recordFile(): { file: string; lines: () => string[]; remove: () => void } {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "kiln-record-")), "record.log");
+  fs.writeFileSync(file, "");
+  return {
+    file,
+    lines: () => fs.readFileSync(file, "utf8").split("\n").filter(Boolean),
+    remove: () => fs.rmSync(path.dirname(file), { recursive: true, force: true }),
+  };
+}

@@ -1,0 +1,45 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { build } from "esbuild";
+
+/**
+ * `npm run build:worker`: the bundle the AMI carries. One directory, runnable with plain `node`
+ * and no node_modules: kiln-worker.js (the CLI with every dependency inlined), the systemd units and the example handlers.
+ */
+export const ROOT = path.resolve(__dirname, "..");
+export const BUNDLE_DIR = path.join(ROOT, "dist", "worker");
+
+export async function buildWorkerBundle(outDir = BUNDLE_DIR): Promise<string> {
+  fs.rmSync(outDir, { recursive: true, force: true });
+  fs.mkdirSync(outDir, { recursive: true });
+  const outfile = path.join(outDir, "kiln-worker.js");
+  await build({
+    entryPoints: [path.join(ROOT, "worker", "cli.ts")],
+    outfile,
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    sourcemap: "linked",
+    legalComments: "none",
+    logLevel: "warning",
+    banner: { js: "#!/usr/bin/env node" },
+  });
+  fs.chmodSync(outfile, 0o755);
+  // The units, and the example handlers a stack can point WORKER_HANDLER at (Pulumi.dev.yaml does).
+  for (const dir of ["systemd", "examples"]) {
+    const from = path.join(ROOT, "worker", dir);
+    if (fs.existsSync(from)) fs.cpSync(from, path.join(outDir, dir), { recursive: true });
+  }
+  return outfile;
+}
+
+if (require.main === module) {
+  buildWorkerBundle().then(
+    (file) => console.log(`built ${path.relative(ROOT, file)}`),
+    (e: Error) => {
+      console.error(e.message);
+      process.exit(1);
+    },
+  );
+}
