@@ -16,8 +16,12 @@ export interface RunOptions {
   selfCheck?: boolean;
   /** How often memory is checked against WORKER_MAX_RSS_MB. */
   rssCheckMs?: number;
-  /** Seconds between lifecycle-state checks on an instance. */
+  /** How often the instance's lifecycle state is checked. */
   scaleInCheckMs?: number;
+  /** How often a lifecycle action is kept alive while draining. */
+  heartbeatMs?: number;
+  /** Clients to use instead of the SDK's own (tests hand in fakes). */
+  clients?: { cloudwatch?: CloudWatchClient; autoscaling?: AutoScalingClient };
 }
 
 type StopReason = { code: number; why: string };
@@ -60,7 +64,7 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
     process: processor,
   });
   const metrics = settings.metrics
-    ? new MetricsPublisher(new CloudWatchClient(aws), settings.stack ?? "unknown", (e) =>
+    ? new MetricsPublisher(opts.clients?.cloudwatch ?? new CloudWatchClient(aws), settings.stack ?? "unknown", (e) =>
         log.warn({ err: e.message }, "could not publish metrics"),
       )
     : undefined;
@@ -134,10 +138,20 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
 
   let lifecycle: LifecycleAction | undefined;
   let beat: NodeJS.Timeout | undefined;
-  if (reason.code === EXIT.SCALED_IN && settings.lifecycle) {
-    const instanceId = await imds.get("instance-id");
-    lifecycle = new LifecycleAction(new AutoScalingClient(aws), { ...settings.lifecycle, instanceId });
-    beat = setInterval(() => lifecycle!.heartbeat().catch((e: Error) => log.warn({ err: e.message }, "lifecycle heartbeat failed")), 30_000);
+  const instanceId =
+    reason.code === EXIT.SCALED_IN && settings.lifecycle
+      ? await imds.get("instance-id").catch((e: Error) => {
+          // Drain anyway; the hook's heartbeat timeout lets the instance go without the completion.
+          log.error({ err: e.message }, "cannot read the instance id: the lifecycle action will time out instead");
+          return undefined;
+        })
+      : undefined;
+  if (instanceId && settings.lifecycle) {
+    lifecycle = new LifecycleAction(opts.clients?.autoscaling ?? new AutoScalingClient(aws), { ...settings.lifecycle, instanceId });
+    beat = setInterval(
+      () => lifecycle!.heartbeat().catch((e: Error) => log.warn({ err: e.message }, "lifecycle heartbeat failed")),
+      opts.heartbeatMs ?? 30_000,
+    );
   }
   const { released } = await consumer.drain(settings.drainTimeoutMs);
   clearInterval(beat);

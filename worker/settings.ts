@@ -102,7 +102,8 @@ export function readSettings(env: Env = process.env, cpus = os.availableParallel
     logLevel: logLevel(env.LOG_LEVEL),
     stack: env.KILN_STACK?.trim() || undefined,
     lifecycle: groupName && hookName ? { groupName, hookName } : undefined,
-    metrics: Boolean(region) && !endpoint && env.KILN_METRICS !== "off",
+    // Off locally (an endpoint override) unless asked for; KILN_METRICS=off turns it off anywhere.
+    metrics: env.KILN_METRICS === "on" || (Boolean(region) && !endpoint && env.KILN_METRICS !== "off"),
   };
 }
 

@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { BUNDLE_DIR, ROOT } from "../../worker/build";
+import { BUNDLE_DIR, buildWorkerBundle, ROOT } from "../../worker/build";
 import { CREDENTIALS, REGION } from "./sqs";
 
 export const RECORD_HANDLER = path.join(__dirname, "handlers", "record.js");
@@ -19,6 +19,14 @@ export interface WorkerProcess {
   child: ChildProcess;
   stdout: () => string;
   exited: Promise<number | null>;
+}
+
+let built: Promise<string> | undefined;
+
+/** Builds the bundle once per test run, as `npm run build:worker` does, so tests run what ships. */
+export function ensureBundle(): Promise<string> {
+  built ??= buildWorkerBundle();
+  return built;
 }
 
 export function startWorker(flavour: Flavour, env: Record<string, string>, args = ["run"]): WorkerProcess {
