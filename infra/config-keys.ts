@@ -301,6 +301,35 @@ export const CONFIG_KEYS = {
     schema: envMap,
     example: "{OPENSEARCH_PASSWORD: {secure: ...}}",
   },
+  bake: {
+    type: "object",
+    default: {},
+    description:
+      "How `npm run bake-ami` builds the image: instanceType, subnetId (needs a route for SSH from you; default: the first of kiln:subnetIds), " +
+      "baseImage (AMI id or SSM parameter; default: Amazon Linux 2023), sshCidr (default: your address), sshUser, keep (images kept, default 3), tags.",
+    schema: z.strictObject(
+      {
+        instanceType: instanceType.optional(),
+        subnetId: z.string().regex(SUBNET_ID, "must be a subnet id such as subnet-0123456789abcdef0").optional(),
+        baseImage: z
+          .string()
+          .regex(/^(ami-([0-9a-f]{8}|[0-9a-f]{17})|\/[A-Za-z0-9_.\/-]+)$/, "must be an AMI id or an SSM parameter path such as /aws/service/...")
+          .optional(),
+        sshCidr: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, "must be an IPv4 CIDR such as 203.0.113.0/24").optional(),
+        sshUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "must be a user name such as ec2-user").optional(),
+        keep: z.number().int().min(1, "must keep at least 1 image").max(100).optional(),
+        rootVolumeSize: z.number().int().min(8).max(16_384).optional(),
+        tags: z.record(z.string().min(1).max(128), z.string().max(256)).optional(),
+      },
+      {
+        error: (issue) =>
+          issue.code === "unrecognized_keys"
+            ? `has no setting ${issue.keys.join(", ")}: use instanceType, subnetId, baseImage, sshCidr, sshUser, keep, rootVolumeSize, tags`
+            : "must be a map of bake settings",
+      },
+    ),
+    example: "{subnetId: subnet-0123..., sshCidr: 203.0.113.0/24, keep: 3}",
+  },
   tags: {
     type: "object",
     default: {},

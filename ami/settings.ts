@@ -1,0 +1,61 @@
+import { parseStackConfig } from "../infra/config";
+import { readStackFile } from "../infra/stack-file";
+import type { BakeSettings } from "./state";
+
+/** Flags that override `kiln:bake` for one run. */
+export interface BakeFlags {
+  region?: string;
+  instanceType?: string;
+  subnetId?: string;
+  baseImage?: string;
+  sshCidr?: string;
+  sshUser?: string;
+  keep?: number;
+}
+
+interface BakeConfig {
+  instanceType?: string;
+  subnetId?: string;
+  baseImage?: string;
+  sshCidr?: string;
+  sshUser?: string;
+  keep?: number;
+  rootVolumeSize?: number;
+  tags?: Record<string, string>;
+}
+
+export const BAKE_DEFAULTS = {
+  sshUser: "ec2-user",
+  keep: 3,
+  /** Seconds: SSH on a fresh instance, and a new image becoming available. */
+  sshTimeout: 600,
+  imageTimeout: 3600,
+  /** A builder ends itself after two hours, whatever happened to the bake that started it. */
+  builderLifetimeMinutes: 120,
+} as const;
+
+/**
+ * The bake's settings: `Pulumi.<stack>.yaml` validated as a whole (a stack that cannot deploy is not
+ * worth baking for), its `kiln:bake` map, then flags. The builder defaults to the workers' instance
+ * type and first subnet, so a stack with no `kiln:bake` still bakes.
+ */
+export function bakeSettings(root: string, stack: string, flags: BakeFlags = {}): BakeSettings {
+  const { raw } = readStackFile(root, stack);
+  const cfg = parseStackConfig(stack, raw);
+  const bake = (cfg as unknown as { bake: BakeConfig }).bake ?? {};
+  return {
+    stack,
+    region: flags.region ?? cfg.region,
+    instanceType: flags.instanceType ?? bake.instanceType ?? cfg.instanceType,
+    subnetId: flags.subnetId ?? bake.subnetId ?? cfg.subnetIds[0],
+    baseImage: flags.baseImage ?? bake.baseImage ?? "",
+    sshCidr: flags.sshCidr ?? bake.sshCidr ?? "",
+    sshUser: flags.sshUser ?? bake.sshUser ?? BAKE_DEFAULTS.sshUser,
+    keep: flags.keep ?? bake.keep ?? BAKE_DEFAULTS.keep,
+    tags: { ...cfg.tags, ...bake.tags },
+    sshTimeout: BAKE_DEFAULTS.sshTimeout,
+    imageTimeout: BAKE_DEFAULTS.imageTimeout,
+    builderLifetimeMinutes: BAKE_DEFAULTS.builderLifetimeMinutes,
+    rootVolumeSize: bake.rootVolumeSize ?? cfg.rootVolumeSize,
+  };
+}

@@ -1,0 +1,65 @@
+import type { EC2Client } from "@aws-sdk/client-ec2";
+import type { SSMClient } from "@aws-sdk/client-ssm";
+import type { NodeSSH } from "node-ssh";
+
+/** How to reach the host the provisioning steps (wait-for-ssh .. clean) run on. */
+export interface SshTarget {
+  host: string;
+  port: number;
+  user: string;
+  /** PEM/OpenSSH private key text. */
+  privateKey: string;
+}
+
+/** The bake's settings after kiln:bake and flags are merged (ami/settings.ts). */
+export interface BakeSettings {
+  stack: string;
+  region: string;
+  instanceType: string;
+  /** Where the builder runs; it needs a route to the caller for SSH. */
+  subnetId: string;
+  /** An AMI id, or an SSM parameter path such as AL2023's public one; resolved by resolve-base-image. */
+  baseImage: string;
+  /** CIDR allowed to reach the builder's SSH port; empty: the caller's own address. */
+  sshCidr: string;
+  sshUser: string;
+  /** kiln images of this stack kept by prune. */
+  keep: number;
+  tags: Record<string, string>;
+  /** Wall-clock limits, seconds. */
+  sshTimeout: number;
+  imageTimeout: number;
+  /** The builder terminates itself after this many minutes, even if the bake died with SIGKILL. */
+  builderLifetimeMinutes: number;
+  rootVolumeSize: number;
+}
+
+/** Everything a bake knows and has created; each step records ids here the moment it has them. */
+export interface BakeState {
+  buildId: string;
+  settings: BakeSettings;
+  /** Repository root: the bundle, scripts and stack files are found from here. */
+  root: string;
+  clients: { ec2: EC2Client; ssm: SSMClient };
+  /** Content hash of bundle, scripts, base image and bake settings (content-hash.ts). */
+  contentHash?: string;
+  imageName?: string;
+  /** Resolved base AMI and its architecture. */
+  baseImageId?: string;
+  architecture?: "x86_64" | "arm64";
+  /** Directory holding the worker bundle, the units and the Node runtime to upload. */
+  payloadDir?: string;
+
+  keyPair?: { name: string; id?: string; privateKey: string };
+  securityGroupId?: string;
+  instanceId?: string;
+  ssh?: SshTarget;
+  connection?: NodeSSH;
+  /** Set once the image is registered; until it is available a failure deregisters it. */
+  imageId?: string;
+  snapshotIds?: string[];
+  /** True once the image is complete: cleanup then leaves it alone. */
+  imageDone?: boolean;
+  /** An existing image with the same content hash, reused instead of baking. */
+  reusedImageId?: string;
+}
