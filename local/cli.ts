@@ -1,0 +1,198 @@
+import { parseArgs } from "node:util";
+import { ConfigError } from "../infra/config";
+import { EXIT } from "../worker/contract";
+import type { LocalFleet } from "./fleet";
+import { DEFAULT_OPTIONS, LOCAL_CONCURRENCY, LocalOptions, UsageError } from "./plan";
+
+const USAGE = `usage: npm run local -- [flags]
+
+Runs the stack's worker fleet on this machine: an embedded SQS on 127.0.0.1 with the stack's queue
+and DLQ, worker processes (bin/kiln-worker.js run) added and removed by the stack's
+backlog-per-instance rule, a demo workload and a live view. By default it exits with a summary once
+every message is handled; Ctrl-C drains the workers first, a second Ctrl-C kills them.
+
+flags:
+  --stack NAME              stack file Pulumi.NAME.yaml to take the settings from (default ${DEFAULT_OPTIONS.stack})
+  --messages N              demo messages to send at start (default ${DEFAULT_OPTIONS.messages}; 0 needs --keep-running or --duration)
+  --rate N                  send them at N per second instead of all at once
+  --fail-rate F             share of demo messages that ask to fail, 0 to 1 (default ${DEFAULT_OPTIONS.failRate}): they are
+                            retried and end in the DLQ after the stack's maxReceiveCount receives
+  --handler PATH            WORKER_HANDLER module to run instead of the demo handler
+                            (worker/examples/demo-handler.js); the stack's own path is one on an instance
+  --command CMD             WORKER_COMMAND to run once per message instead (body on stdin)
+  --env NAME=VALUE          extra worker environment, repeatable, e.g. --env DEMO_AVG_MS=100 (the demo
+                            handler's average milliseconds, default 500)
+  --concurrency N           MAX_WORKERS: handlers per worker process (default the stack's kiln:maxWorkers,
+                            or ${LOCAL_CONCURRENCY} when that is 0)
+  --min N, --max N          fewest and most worker processes (default the stack's minSize and maxSize)
+  --speed X                 stack seconds per local second (default ${DEFAULT_OPTIONS.speed}): the stack's cooldowns,
+                            acceptable latency (so the rule's backlog target), visibility timeout and
+                            restart and retry delays run X times faster; handlers run in real time.
+                            --speed 1 runs the stack's own timings
+  --scale-out-cooldown S    local seconds between scale-outs (default kiln:scaleOutCooldown / speed)
+  --scale-in-cooldown S     local seconds after any scaling before a scale-in (default kiln:scaleInCooldown / speed)
+  --acceptable-latency S    local seconds, input of the rule (default kiln:acceptableLatency / speed)
+  --avg-processing-ms MS    input of the rule (default kiln:avgProcessingMs)
+  --keep-running            keep serving after the demo messages are handled and print the queue URL
+                            and an aws CLI command to send your own; stop with Ctrl-C
+  --duration S              drain and exit after S seconds, handled or not
+  --log-file PATH           where the workers' JSON log lines go (default .kiln/local/STACK-workers.log)
+  --plain                   print a status line every 2 s even on a terminal (the default when
+                            stdout is not one)
+  -h, --help                this text
+
+Workers log at debug (the fleet counts their "processed" lines), long-poll 1 s, and get dummy
+credentials and the embedded endpoint; nothing listens beyond 127.0.0.1.
+exit codes: 0 done or drained, 1 failed, 2 bad flag, 78 worker or stack configuration error,
+130 forced by a second Ctrl-C`;
+
+/** Signals closer together than this are one Ctrl-C delivered twice. */
+const SAME_SIGNAL_MS = 500;
+
+const FLAGS = {
+  stack: { type: "string" },
+  messages: { type: "string" },
+  rate: { type: "string" },
+  "fail-rate": { type: "string" },
+  handler: { type: "string" },
+  command: { type: "string" },
+  env: { type: "string", multiple: true },
+  concurrency: { type: "string" },
+  min: { type: "string" },
+  max: { type: "string" },
+  speed: { type: "string" },
+  "scale-out-cooldown": { type: "string" },
+  "scale-in-cooldown": { type: "string" },
+  "acceptable-latency": { type: "string" },
+  "avg-processing-ms": { type: "string" },
+  "keep-running": { type: "boolean" },
+  duration: { type: "string" },
+  "log-file": { type: "string" },
+  plain: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function number(flag: string, raw: string | undefined, o: { min: number; max: number; integer?: boolean; above?: boolean }): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  const kind = o.integer ? "a whole number" : "a number";
+  const range = o.above ? `above ${o.min}` : `from ${o.min} to ${o.max}`;
+  if (raw.trim() === "" || !Number.isFinite(n) || (o.integer && !Number.isInteger(n)) || (o.above ? n <= o.min : n < o.min) || n > o.max) {
+    throw new UsageError(`--${flag} must be ${kind} ${range} (got ${JSON.stringify(raw)})`);
+  }
+  return n;
+}
+
+/** Turns argv into options; throws UsageError naming the flag at fault. */
+export function parseLocalArgs(argv: string[]): LocalOptions | "help" {
+  let values: ReturnType<typeof parseArgs<{ options: typeof FLAGS; strict: true; allowPositionals: false }>>["values"];
+  try {
+    values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const flag = /'(-[^' ]+)/.exec(err.message)?.[1];
+    if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw new UsageError(`unknown flag ${flag ?? ""} (see --help)`);
+    if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") throw new UsageError(`${flag ?? "a flag"} needs a value (see --help)`);
+    if (err.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") throw new UsageError(`unexpected argument ${flag ?? /'([^']*)'/.exec(err.message)?.[1] ?? ""}: every setting is a --flag (see --help)`);
+    throw new UsageError(err.message);
+  }
+  if (values.help) return "help";
+
+  const env: Record<string, string> = {};
+  for (const pair of values.env ?? []) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(pair);
+    if (!m) throw new UsageError(`--env must be NAME=VALUE (got ${JSON.stringify(pair)})`);
+    env[m[1]] = m[2];
+  }
+  const big = 1_000_000;
+  const options: LocalOptions = {
+    ...DEFAULT_OPTIONS,
+    stack: values.stack ?? DEFAULT_OPTIONS.stack,
+    messages: number("messages", values.messages, { min: 0, max: 100_000, integer: true }) ?? DEFAULT_OPTIONS.messages,
+    rate: number("rate", values.rate, { min: 0, max: 10_000 }) ?? DEFAULT_OPTIONS.rate,
+    failRate: number("fail-rate", values["fail-rate"], { min: 0, max: 1 }) ?? DEFAULT_OPTIONS.failRate,
+    handler: values.handler,
+    command: values.command,
+    env,
+    concurrency: number("concurrency", values.concurrency, { min: 1, max: 10_000, integer: true }),
+    minSize: number("min", values.min, { min: 0, max: 1000, integer: true }),
+    maxSize: number("max", values.max, { min: 1, max: 1000, integer: true }),
+    speed: number("speed", values.speed, { min: 0, max: 10_000, above: true }) ?? DEFAULT_OPTIONS.speed,
+    scaleOutCooldown: number("scale-out-cooldown", values["scale-out-cooldown"], { min: 0, max: big }),
+    scaleInCooldown: number("scale-in-cooldown", values["scale-in-cooldown"], { min: 0, max: big }),
+    acceptableLatency: number("acceptable-latency", values["acceptable-latency"], { min: 0, max: big, above: true }),
+    avgProcessingMs: number("avg-processing-ms", values["avg-processing-ms"], { min: 0, max: big, above: true }),
+    keepRunning: values["keep-running"] ?? false,
+    duration: number("duration", values.duration, { min: 0, max: big, above: true }),
+    logFile: values["log-file"],
+    plain: values.plain ?? false,
+  };
+  if (values.handler === "") throw new UsageError("--handler needs a path");
+  if (values.command !== undefined && values.command.trim() === "") throw new UsageError("--command needs a command");
+  if (options.messages === 0 && !options.keepRunning && options.duration === undefined) {
+    throw new UsageError("--messages 0 leaves nothing to do: add --keep-running to send your own, or --duration");
+  }
+  return options;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let options: LocalOptions | "help";
+  try {
+    options = parseLocalArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`kiln local: ${e.message}\n`);
+    return 2;
+  }
+  if (options === "help") {
+    process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+
+  let fleet: LocalFleet;
+  try {
+    // Loaded only now: the fleet pulls in the AWS SDK and Pulumi, which --help and a typo need not wait for.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startLocalFleet } = require("./fleet") as typeof import("./fleet");
+    fleet = await startLocalFleet(options, { out: process.stdout, err: process.stderr });
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`kiln local: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      process.stderr.write(`kiln local: ${e.message}\n`);
+      return EXIT.CONFIG_ERROR;
+    }
+    throw e;
+  }
+
+  let signals = 0;
+  let firstAt = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // Under `npm run local`, tsx relays a terminal's Ctrl-C to this process unless it hears within
+    // 30 ms that the signal arrived, so a busy fleet can see one Ctrl-C twice: that is not a second.
+    if (signals > 0 && Date.now() - firstAt < SAME_SIGNAL_MS) return;
+    if (++signals === 1) {
+      firstAt = Date.now();
+      // Through the fleet's view, so a terminal's status block stays intact.
+      if (signal === "SIGINT") fleet.stop("Ctrl-C", "Ctrl-C again kills them");
+      else fleet.stop(signal, `another ${signal} kills them`);
+    } else {
+      fleet.force();
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return (await fleet.done).exitCode;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: Error) => {
+      process.stderr.write(`kiln local: ${e.stack ?? e.message}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,41 @@
+import * as path from "node:path";
+import type { FleetPlan } from "./plan";
+import { LiveView, seconds } from "./view";
+import { failingCount } from "./workload";
+
+/** Paths under the current directory read shorter relative to it; others stay absolute. */
+function shown(p: string): string {
+  const rel = path.relative(process.cwd(), p);
+  return rel && !rel.startsWith("..") && !path.isAbsolute(rel) ? rel : p;
+}
+
+/** What the fleet runs with, once at start: enough to tell which stack and timings a run used. */
+export function printHeader(view: LiveView, plan: FleetPlan, endpoint: string, queueUrl: string, bodies: string[]): void {
+  const { cfg, scaling, options } = plan;
+  const processor = plan.processor.demo
+    ? `demo handler (${shown(plan.processor.what)})`
+    : `${plan.processor.kind} ${plan.processor.kind === "handler" ? shown(plan.processor.what) : plan.processor.what}`;
+  const fails = failingCount(bodies);
+  view.print(
+    [
+      `kiln local: stack ${options.stack} (${shown(plan.stackFile)}), embedded SQS at ${endpoint} (${cfg.region})`,
+      `  queue ${plan.queueName}: visibility ${plan.visibilityTimeout} s, dead-letter after ${cfg.maxReceiveCount} receives`,
+      `  workers ${scaling.min}–${scaling.max}, ${plan.concurrency} handler${plan.concurrency === 1 ? "" : "s"} each; the stack's rule aims at ${scaling.target} visible messages per worker ` +
+        `(acceptable latency ${+scaling.acceptableLatency.toFixed(2)} s / ${scaling.avgProcessingMs} ms)`,
+      `  cooldowns: scale out ${seconds(scaling.scaleOutCooldownMs)}, scale in ${seconds(scaling.scaleInCooldownMs)} (stack time ×${options.speed})`,
+      `  ${processor}; ${bodies.length} demo message${bodies.length === 1 ? "" : "s"}` +
+        (fails ? `, ${fails} asked to fail` : "") +
+        (options.rate ? ` at ${options.rate}/s` : "") +
+        `; worker logs in ${shown(plan.logFile)}`,
+      ...(options.keepRunning
+        ? [
+            `  queue URL ${queueUrl}; send your own messages with`,
+            `    AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws sqs send-message --endpoint-url ${endpoint} --region ${cfg.region} \\`,
+            `      --queue-url ${queueUrl} --message-body '{"ms": 800}'`,
+          ]
+        : []),
+      `  Ctrl-C drains the workers and exits; a second Ctrl-C kills them.`,
+      "",
+    ].join("\n"),
+  );
+}

@@ -1,0 +1,161 @@
+import { strict as assert } from "node:assert";
+import * as path from "node:path";
+import { desiredCapacity } from "../../infra/scaling-rule";
+import { LocalFleet, startLocalFleet } from "../../local/fleet";
+import { LocalOptions } from "../../local/plan";
+import { FleetResult } from "../../local/summary";
+import { eventually } from "../support/sqs";
+import { answers, captureIo, isAlive, quickOptions, scratch, workerLog } from "./support";
+
+const STATUS_LINE = /^\[\s*[\d.]+ s\] backlog \d+ \| in flight \d+ \| processed \d+ \(\d+\/min\) \| DLQ \d+ \| workers \d+\/\d+.* \| ETA /m;
+
+describe("the local fleet (npm run local), in process", function () {
+  let tmp: ReturnType<typeof scratch>;
+  let fleet: LocalFleet | undefined;
+
+  beforeEach(() => {
+    tmp = scratch();
+    fleet = undefined;
+  });
+
+  afterEach(async () => {
+    // Whatever a failed test left running goes: workers killed, SQS stopped.
+    if (fleet) {
+      fleet.force();
+      await fleet.done;
+    }
+    tmp.remove();
+  });
+
+  async function start(over: Partial<LocalOptions>) {
+    const io = captureIo();
+    fleet = await startLocalFleet(quickOptions(tmp.dir, over), io);
+    return { fleet, io };
+  }
+
+  async function assertCleanedUp(result: FleetResult) {
+    assert.ok(result.workerPids.length > 0);
+    assert.deepEqual(result.workerPids.filter(isAlive), [], "no worker process is left");
+    assert.equal(await answers(result.endpoint), false, "the embedded SQS is stopped");
+  }
+
+  it("runs the demo to the end: every message processed, the failing ones in the DLQ, a summary", async () => {
+    const { fleet, io } = await start({ messages: 60, failRate: 0.05 });
+    const result = await fleet.done;
+
+    assert.equal(result.exitCode, 0, io.text() + io.errors());
+    assert.equal(result.reason, "every message handled");
+    assert.equal(result.sent, 60);
+    assert.equal(result.madeToFail, 3);
+    assert.equal(result.processed, 57);
+    assert.equal(result.dlq, 3);
+    assert.ok(result.retries >= 9, `each failing message failed maxReceiveCount (3) times: ${result.retries}`);
+    assert.deepEqual(result.left, { visible: 0, inFlight: 0, delayed: 0 });
+    assert.ok(result.peakWorkers >= 1 && result.peakWorkers <= 2, "the dev stack's kiln:maxSize is 2");
+
+    const out = io.text();
+    assert.match(out, /kiln local: stack dev \(.*Pulumi\.dev\.yaml\), embedded SQS at http:\/\/127\.0\.0\.1:\d+/);
+    assert.match(out, /summary \(stack dev\): every message handled/);
+    assert.match(out, /^ {2}sent {12}60 \(3 asked to fail\)$/m);
+    assert.match(out, /^ {2}processed {7}57$/m);
+    assert.match(out, /^ {2}failed → DLQ {4}3 /m);
+    assert.match(out, /^ {2}left in queue {3}0$/m);
+    assert.equal(io.errors(), "");
+
+    // Not a terminal: plain status lines, each naming every figure.
+    assert.match(out, STATUS_LINE);
+    assert.doesNotMatch(out, /\x1b\[/, "no cursor movement in plain output");
+
+    const log = workerLog(path.join(tmp.dir, "workers.log"));
+    assert.equal(log.filter((l) => l.msg === "processed").length, 57, "the workers' lines reach the log file");
+    await assertCleanedUp(result);
+  });
+
+  it("grows to what the shared rule asks for, within max, and shrinks back to min once the queue is empty", async () => {
+    // 150 messages at 20 per worker: the rule asks for 8, max allows 4; min keeps one.
+    const scaling = { acceptableLatency: 1, avgProcessingMs: 50, minSize: 1, maxSize: 4 };
+    const { fleet, io } = await start({
+      ...scaling,
+      messages: 150,
+      failRate: 0,
+      concurrency: 2,
+      scaleOutCooldown: 0,
+      scaleInCooldown: 0.5,
+      keepRunning: true,
+      env: { DEMO_AVG_MS: "150" },
+    });
+    assert.equal(fleet.plan.scaling.target, 20);
+
+    assert.ok(await eventually(() => fleet.status().running === 4, 15_000), `grows to 4:\n${io.text()}`);
+    assert.ok(
+      await eventually(() => fleet.status().processed === 150 && fleet.status().desired === 1 && fleet.status().running === 1, 30_000),
+      `shrinks to 1:\n${io.text()}`,
+    );
+    fleet.stop("test over");
+    const result = await fleet.done;
+
+    assert.equal(result.exitCode, 0);
+    assert.equal(result.peakWorkers, 4);
+    assert.ok(result.scaling.length >= 2);
+    for (const e of result.scaling) {
+      assert.equal(e.to, desiredCapacity(e.visible, 20, 1, 4), `every change is the rule's answer: ${JSON.stringify(e)}`);
+    }
+    assert.equal(Math.max(...result.scaling.map((e) => e.to)), 4);
+    assert.equal(result.scaling[result.scaling.length - 1].to, 1);
+    assert.match(io.text(), /scale out: [123] → 4 workers/);
+    await assertCleanedUp(result);
+  });
+
+  it("drains on stop (Ctrl-C): workers exit 0 and no message is lost or left in flight", async () => {
+    const { fleet, io } = await start({ messages: 120, failRate: 0, keepRunning: true, env: { DEMO_AVG_MS: "300" } });
+    assert.ok(await eventually(() => fleet.status().processed >= 5 && fleet.status().queue.inFlight > 0, 15_000), io.text());
+    fleet.stop("Ctrl-C");
+    const result = await fleet.done;
+
+    assert.equal(result.exitCode, 0, io.text() + io.errors());
+    assert.equal(result.reason, "Ctrl-C");
+    assert.equal(result.left.inFlight, 0, "in-flight messages were finished or handed back");
+    assert.equal(result.processed + result.left.visible + result.dlq, 120, "every message is processed or still in the queue");
+    assert.ok(result.left.visible > 0, "stopped before the end");
+
+    const log = workerLog(path.join(tmp.dir, "workers.log"));
+    const stopped = log.filter((l) => l.msg === "stopped");
+    assert.deepEqual(
+      stopped.map((l) => l.exitCode),
+      result.workerPids.map(() => 0),
+      "every worker drained and exited 0",
+    );
+    await assertCleanedUp(result);
+  });
+
+  it("stops on a worker configuration error instead of restarting into it", async () => {
+    const { fleet, io } = await start({ messages: 30, handler: path.join(tmp.dir, "missing-handler.js") });
+    const result = await fleet.done;
+
+    assert.equal(result.exitCode, 78);
+    assert.match(result.error ?? "", /configuration error \(exit 78\)/);
+    assert.match(io.errors(), /WORKER_HANDLER cannot be loaded from .*missing-handler\.js/);
+    assert.equal(io.errors().trim().split("\n").length, 2, `one reason, one worker line: ${io.errors()}`);
+    assert.equal(result.restarts, 0);
+    assert.ok(result.workerPids.length <= 2, "no restart loop");
+    await assertCleanedUp(result);
+  });
+
+  it("restarts a worker that crashed or recycled, as systemd would", async () => {
+    const { fleet, io } = await start({
+      messages: 40,
+      failRate: 0,
+      maxSize: 1,
+      handler: path.join(__dirname, "handlers", "crash-once.js"),
+      env: { CRASH_ONCE_MARKER: path.join(tmp.dir, "crashed"), WORKER_MAX_MESSAGES: "15" },
+    });
+    const result = await fleet.done;
+
+    assert.equal(result.exitCode, 0, io.text() + io.errors());
+    assert.equal(result.processed, 40);
+    assert.match(io.text(), /w1 stopped unexpectedly \(exit 1\); restarting in/);
+    assert.match(io.text(), /recycled \(handled 15 messages \(WORKER_MAX_MESSAGES\)\): started again/);
+    assert.ok(result.restarts >= 3, `one crash and at least two recycles: ${result.restarts}`);
+    await assertCleanedUp(result);
+  });
+});
