@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { listPayloadFiles } from "./payload";
 
 /**
  * What an image is made from, as one hash: every file of the payload (bundle, units, Node runtime,
@@ -9,7 +10,7 @@ import * as path from "node:path";
  */
 export function contentHash(payloadDir: string, inputs: Record<string, string | number>): string {
   const hash = createHash("sha256");
-  for (const file of listFiles(payloadDir)) {
+  for (const file of listPayloadFiles(payloadDir)) {
     const full = path.join(payloadDir, file);
     const stat = fs.statSync(full);
     // Modes matter: a script that lost its execute bit makes a different image.
@@ -18,18 +19,4 @@ export function contentHash(payloadDir: string, inputs: Record<string, string | 
   }
   for (const key of Object.keys(inputs).sort()) hash.update(`input ${key}=${inputs[key]}\n`);
   return hash.digest("hex");
-}
-
-/** Relative paths of every regular file below `dir`, sorted, so the hash never depends on readdir order. */
-export function listFiles(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
-      const child = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) walk(child);
-      else if (entry.isFile() || entry.isSymbolicLink()) out.push(child);
-    }
-  };
-  walk("");
-  return out.sort();
 }

@@ -81,12 +81,6 @@ export class Runner<S> extends EventEmitter<RunnerEvents> {
         const step = this.steps[i];
         const record = records[i];
         if (abort.signal.aborted) break;
-        const early = step.finishEarly?.(state);
-        if (early) {
-          report.finishedEarly = early;
-          for (const r of records.slice(i)) r.status = "skipped";
-          break;
-        }
         started.push(i);
         this.emit("step-start", record);
         const t0 = Date.now();
@@ -101,6 +95,12 @@ export class Runner<S> extends EventEmitter<RunnerEvents> {
         record.ms = Date.now() - t0;
         this.emit("step-end", record);
         if (record.status !== "done") break;
+        const early = step.finishEarly?.(state);
+        if (early) {
+          report.finishedEarly = early;
+          for (const r of records.slice(i + 1)) r.status = "skipped";
+          break;
+        }
       }
       report.ok = !report.failure && !report.interrupted;
 

@@ -32,6 +32,10 @@ export interface BakeSettings {
   /** The builder terminates itself after this many minutes, even if the bake died with SIGKILL. */
   builderLifetimeMinutes: number;
   rootVolumeSize: number;
+  /** Seconds an instance may take to run, stop or terminate, and its security group to become deletable; default 600. */
+  instanceTimeout?: number;
+  /** First interval, ms, between AWS state polls (backing off to 6x); default 5000. Tests set a few ms. */
+  pollMs?: number;
 }
 
 /** Everything a bake knows and has created; each step records ids here the moment it has them. */
@@ -43,10 +47,14 @@ export interface BakeState {
   clients: { ec2: EC2Client; ssm: SSMClient };
   /** Content hash of bundle, scripts, base image and bake settings (content-hash.ts). */
   contentHash?: string;
+  /** Commit the bake was made from, tagged on the image as kiln:git-commit. */
+  gitCommit?: string;
   imageName?: string;
   /** Resolved base AMI and its architecture. */
   baseImageId?: string;
   architecture?: "x86_64" | "arm64";
+  /** The base image's root device (/dev/xvda, /dev/sda1): the builder's and the image's root mapping. */
+  rootDeviceName?: string;
   /** Directory holding the worker bundle, the units and the Node runtime to upload. */
   payloadDir?: string;
 
@@ -60,6 +68,8 @@ export interface BakeState {
   snapshotIds?: string[];
   /** True once the image is complete: cleanup then leaves it alone. */
   imageDone?: boolean;
+  /** Bake even when an image with the same content hash exists (--force). */
+  force?: boolean;
   /** An existing image with the same content hash, reused instead of baking. */
   reusedImageId?: string;
 }

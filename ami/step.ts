@@ -24,8 +24,8 @@ export interface Step<S> {
    */
   run(state: S, ctx: StepContext): Promise<void>;
   /**
-   * Checked before `run`: a reason to skip this step (and every later one, such as when an image
-   * with the same content hash already exists), or undefined to run it.
+   * Checked after `run` succeeded: a reason the whole run is finished, every later step skipped
+   * (an image with the same content hash exists), or undefined to go on.
    */
   finishEarly?(state: S): string | undefined;
   /**

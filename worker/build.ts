@@ -17,6 +17,9 @@ export async function buildWorkerBundle(outDir = BUNDLE_DIR): Promise<string> {
     entryPoints: [path.join(ROOT, "worker", "cli.ts")],
     outfile,
     bundle: true,
+    // Paths in the bundle and its map are relative to the repository, whatever the caller's cwd:
+    // the same sources make the same bytes, which the image's content hash relies on.
+    absWorkingDir: ROOT,
     platform: "node",
     target: "node20",
     format: "cjs",

@@ -3,7 +3,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { contentHash, listFiles } from "../../ami/content-hash";
+import { contentHash } from "../../ami/content-hash";
+import { listPayloadFiles } from "../../ami/payload";
 import { recordAmiId } from "../../ami/publish";
 import { readStackFile } from "../../infra/stack-file";
 import { REPO } from "../support/pulumi-harness";
@@ -72,7 +73,7 @@ describe("the content hash that decides whether to bake", () => {
   it("is stable for the same payload and inputs, whatever order files were written in", () => {
     const a = contentHash(dir, inputs);
     assert.equal(contentHash(dir, { rootVolumeSize: 30, baseImage: "ami-0123456789abcdef0" }), a);
-    assert.deepEqual(listFiles(dir), ["10-user.sh", "kiln-worker.js", "systemd/kiln-worker.service"]);
+    assert.deepEqual(listPayloadFiles(dir), ["10-user.sh", "kiln-worker.js", "systemd/kiln-worker.service"]);
     assert.match(a, /^[0-9a-f]{64}$/);
   });
 

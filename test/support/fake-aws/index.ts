@@ -5,3 +5,6 @@ export { FakeImds } from "./imds";
 export type { FakeImdsOptions } from "./imds";
 export { awsError, networkError } from "./errors";
 export type { FakeService } from "./errors";
+export { FakeEc2, ec2Error, NO_LEFTOVERS, FAKE_ACCOUNT, AL2023_PARAMETER_PREFIX } from "./ec2";
+export type { Ec2Call, Ec2Leftovers, FakeEc2Options } from "./ec2";
+export { fakeBakeState } from "./bake-state";

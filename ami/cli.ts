@@ -1,0 +1,147 @@
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { ConfigError } from "../infra/config";
+import { bake, BakeOptions, readKeyFile } from "./bake";
+
+export const USAGE = `usage: npm run bake-ami -- --stack <stack> [options]
+
+Bakes the worker image for a stack: launches a temporary builder, provisions it over SSH, cleans it,
+snapshots an AMI, tears down everything it created, records the AMI in Pulumi.<stack>.yaml
+(kiln:amiId) and prunes old images. Unchanged inputs reuse the last image instead of baking.
+
+  --stack <name>          the stack whose Pulumi.<name>.yaml gives region and kiln:bake (required)
+  --dry-run               print the plan: what would be created, the content hash, whether the
+                          last image would be reused; creates nothing
+  --force                 bake even when an image with the same content hash exists
+  --on-error=<mode>       cleanup (default): undo everything on failure; abort: keep the builder,
+                          key pair and security group for debugging, and print how to reach and reap them
+  --reap                  terminate kiln builders older than the build deadline, with their key pairs
+                          and security groups (with --dry-run: only list them)
+  --json                  one JSON object per line, for CI logs
+  --manifest <file>       where to write the bake manifest (default .kiln/bake-<stack>.json)
+
+overrides of kiln:bake for this run:
+  --region <region>       --instance-type <type>    --subnet <subnet-id>
+  --base-image <ami-id or SSM parameter>            --ssh-cidr <cidr>
+  --ssh-user <user>       --keep <n>                (images of the stack to keep)
+
+--target ssh: run only the builder-side steps (wait for SSH, upload, provision, validate, clean)
+against an existing host, for debugging provisioning scripts (Packer's null builder):
+  --target ssh --host <host> [--port 22] [--user root] --key <private key file>
+  The clean step removes the host's SSH host keys and authorized_keys: use a throwaway host.
+
+exit codes: 0 baked or reused, 1 failed, 2 bad usage or stack config, 130 interrupted`;
+
+const OPTIONS = {
+  stack: { type: "string" },
+  "dry-run": { type: "boolean" },
+  force: { type: "boolean" },
+  "on-error": { type: "string" },
+  reap: { type: "boolean" },
+  json: { type: "boolean" },
+  manifest: { type: "string" },
+  region: { type: "string" },
+  "instance-type": { type: "string" },
+  subnet: { type: "string" },
+  "base-image": { type: "string" },
+  "ssh-cidr": { type: "string" },
+  "ssh-user": { type: "string" },
+  keep: { type: "string" },
+  target: { type: "string" },
+  host: { type: "string" },
+  port: { type: "string" },
+  user: { type: "string" },
+  key: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+class UsageError extends Error {}
+
+/** Parses argv into bake options; every mistake names the flag. */
+export function parseBakeArgs(argv: string[], root: string, out: BakeOptions["out"]): BakeOptions | "help" {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/^TypeError \[\w+\]: /, ""));
+  }
+  if (values.help) return "help";
+  if (!values.stack) throw new UsageError("--stack is required: the stack whose Pulumi.<stack>.yaml to bake for, e.g. --stack prod");
+  const onError = values["on-error"] ?? "cleanup";
+  if (onError !== "cleanup" && onError !== "abort") throw new UsageError(`--on-error must be cleanup or abort (got ${JSON.stringify(onError)})`);
+  const target = values.target ?? "ec2";
+  if (target !== "ec2" && target !== "ssh") throw new UsageError(`--target must be ec2 or ssh (got ${JSON.stringify(target)})`);
+  const whole = (flag: string, v: string | undefined, min: number, max: number) => {
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`--${flag} must be a whole number from ${min} to ${max} (got ${JSON.stringify(v)})`);
+    return Number(v);
+  };
+  const sshOnly = ["host", "port", "user", "key"] as const;
+  let ssh: BakeOptions["ssh"];
+  if (target === "ssh") {
+    if (!values.host) throw new UsageError("--target ssh needs --host");
+    if (!values.key) throw new UsageError("--target ssh needs --key, the private key file for --user");
+    if (values.reap || values["dry-run"]) throw new UsageError("--target ssh cannot be combined with --reap or --dry-run");
+    ssh = { host: values.host, port: whole("port", values.port, 1, 65535) ?? 22, user: values.user ?? "root", privateKey: readKeyFile(values.key) };
+  } else {
+    for (const f of sshOnly) if (values[f] !== undefined) throw new UsageError(`--${f} only applies with --target ssh`);
+  }
+  return {
+    root,
+    stack: values.stack,
+    target,
+    ssh,
+    dryRun: values["dry-run"],
+    force: values.force,
+    onError,
+    reap: values.reap,
+    json: values.json,
+    manifest: values.manifest && path.resolve(values.manifest),
+    flags: {
+      region: values.region,
+      instanceType: values["instance-type"],
+      subnetId: values.subnet,
+      baseImage: values["base-image"],
+      sshCidr: values["ssh-cidr"],
+      sshUser: values["ssh-user"],
+      keep: whole("keep", values.keep, 1, 100),
+    },
+    trapSignals: true,
+    out,
+  };
+}
+
+export async function main(argv: string[], root = path.resolve(__dirname, "..")): Promise<number> {
+  const out = { write: (t: string) => void process.stdout.write(t) };
+  let opts;
+  try {
+    opts = parseBakeArgs(argv, root, out);
+  } catch (e) {
+    if (!(e instanceof UsageError) && !(e as Error).message.startsWith("--key")) throw e;
+    process.stderr.write(`bake-ami: ${(e as Error).message}\n(npm run bake-ami -- --help lists every flag)\n`);
+    return 2;
+  }
+  if (opts === "help") {
+    out.write(USAGE + "\n");
+    return 0;
+  }
+  try {
+    return (await bake(opts)).exitCode;
+  } catch (e) {
+    if (e instanceof ConfigError || /is not a stack name|Pulumi\.[^ ]+\.yaml/.test((e as Error).message)) {
+      process.stderr.write(`bake-ami: ${(e as Error).message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: Error) => {
+      process.stderr.write(`bake-ami: ${e.stack ?? e.message}\n`);
+      process.exit(1);
+    },
+  );
+}

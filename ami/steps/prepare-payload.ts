@@ -1,0 +1,33 @@
+import { contentHash } from "../content-hash";
+import { defaultCacheDir, NODE_VERSION, preparePayload } from "../payload";
+import type { BakeState } from "../state";
+import { Step, StepError } from "../step";
+
+const STEP = "prepare-payload";
+
+/**
+ * Builds what the builder will receive (worker bundle, units, Node runtime for the base image's
+ * architecture, scripts) and hashes it with the base image and the settings that shape the image:
+ * the hash is what lets an unchanged bake reuse the image it made last time.
+ */
+export const stepPreparePayload: Step<BakeState> = {
+  name: STEP,
+  title: "build the worker bundle and hash what goes into the image",
+
+  async run(state, ctx) {
+    if (!state.architecture || !state.baseImageId) {
+      throw new StepError(STEP, "the base image is not resolved yet", undefined, "resolve-base-image runs before this step");
+    }
+    state.payloadDir = await preparePayload(state.root, state.architecture, defaultCacheDir(state.root));
+    state.contentHash = contentHash(state.payloadDir, {
+      // The stack is baked in (the CloudWatch agent ships to /kiln/<stack>/worker).
+      stack: state.settings.stack,
+      baseImage: state.baseImageId,
+      architecture: state.architecture,
+      rootVolumeSize: state.settings.rootVolumeSize,
+      sshUser: state.settings.sshUser,
+    });
+    ctx.log(`payload ${state.payloadDir} (Node ${NODE_VERSION}, ${state.architecture})`);
+    ctx.log(`content hash ${state.contentHash}`);
+  },
+};

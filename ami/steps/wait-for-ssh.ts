@@ -1,0 +1,85 @@
+import { address, connectBefore, exec, SshDeadlineError } from "../ssh";
+import type { BakeState } from "../state";
+import { Step, StepContext, StepError } from "../step";
+import { runAsRoot, sessionOf, sudoHint, sudoRefused } from "./ssh-session";
+
+const STEP = "wait-for-ssh";
+
+/**
+ * Connects to the builder (or the existing host of --target ssh) before a wall-clock deadline,
+ * then waits for cloud-init to finish, so provisioning never races the base image's first boot.
+ * The connection it opens is used by every later step; clean closes it, this cleanup makes sure.
+ */
+export const stepWaitForSsh: Step<BakeState> = {
+  name: STEP,
+  title: "wait for SSH and cloud-init",
+
+  async run(state, ctx) {
+    const target = state.ssh;
+    if (!target) {
+      throw new StepError(STEP, "no SSH target in the bake state", undefined, "run-builder records the builder's address; with --target ssh pass --host");
+    }
+    const timeoutS = state.settings.sshTimeout;
+    const addr = address(target);
+    ctx.log(`waiting up to ${timeoutS} s for SSH on ${addr} as ${target.user}`);
+    const t0 = Date.now();
+    try {
+      state.connection = await connectBefore(target, {
+        deadline: t0 + timeoutS * 1000,
+        signal: ctx.signal,
+        onWaiting: (reason) => ctx.log(`not yet: ${reason}`),
+      });
+    } catch (e) {
+      if (e instanceof SshDeadlineError) {
+        throw new StepError(
+          STEP,
+          `gave up on ${addr} after ${timeoutS} s: ${e.lastReason}`,
+          undefined,
+          "check that the security group admits your address on the SSH port, that the subnet routes to it, " +
+            `and that ${target.user} is the base image's login user (kiln:bake sshUser); raise the deadline with sshTimeout`,
+        );
+      }
+      if (/^Cannot parse privateKey/.test((e as Error).message)) {
+        throw new StepError(STEP, `the SSH private key for ${addr} is unusable: ${(e as Error).message}`, undefined, "pass an OpenSSH or PEM private key without a passphrase (--key)");
+      }
+      throw e;
+    }
+    ctx.log(`connected to ${addr} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    await waitForCloudInit(state, ctx, timeoutS);
+  },
+
+  async cleanup(state) {
+    state.connection?.dispose();
+    state.connection = undefined;
+  },
+};
+
+/**
+ * `cloud-init status --wait`: 0 is done, 2 is done with recoverable errors (cloud-init 23.4 and
+ * later; a deprecated key in user data is enough), anything else failed. A host without cloud-init
+ * (an existing server, the debootstrap test root) has nothing to wait for.
+ */
+async function waitForCloudInit(state: BakeState, ctx: StepContext, timeoutS: number): Promise<void> {
+  const session = sessionOf(state, STEP);
+  const probe = await exec(session.ssh, "command -v cloud-init", { signal: ctx.signal });
+  if (probe.code !== 0) {
+    ctx.log("cloud-init is not installed on this host: nothing to wait for");
+    return;
+  }
+  ctx.log("waiting for cloud-init to finish");
+  const r = await runAsRoot(session, STEP, ["cloud-init", "status", "--wait"], ctx, {
+    timeoutMs: timeoutS * 1000,
+    timeoutHint: "cloud-init is still running its modules: /var/log/cloud-init-output.log on the builder says which",
+  });
+  if (sudoRefused(r)) throw new StepError(STEP, `sudo on ${address(session.target)} asks for a password`, undefined, sudoHint(session.target.user));
+  if (r.code === 0) ctx.log("cloud-init: done");
+  else if (r.code === 2) ctx.log("cloud-init: done with recoverable errors (exit 2); /var/log/cloud-init.log on the builder says which");
+  else {
+    throw new StepError(
+      STEP,
+      `cloud-init failed on ${address(session.target)} (cloud-init status --wait exited ${r.code})`,
+      undefined,
+      "read /var/log/cloud-init.log and cloud-init-output.log on the builder (--on-error=abort keeps it); the base image or its user data is at fault",
+    );
+  }
+}

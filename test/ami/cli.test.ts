@@ -1,0 +1,44 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
+import { REPO } from "../support/pulumi-harness";
+
+/** `npm run bake-ami` as a user types it: the real process, its output and exit code. */
+function bakeAmi(...args: string[]) {
+  const r = spawnSync(process.execPath, ["--require", require.resolve("tsx/cjs"), path.join(REPO, "ami", "cli.ts"), ...args], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe("npm run bake-ami (the command)", function () {
+  this.timeout(30_000);
+
+  it("--help documents every flag it accepts", () => {
+    const { code, stdout } = bakeAmi("--help");
+    assert.equal(code, 0);
+    for (const flag of ["--stack", "--dry-run", "--force", "--on-error", "--reap", "--json", "--manifest", "--region", "--instance-type",
+      "--subnet", "--base-image", "--ssh-cidr", "--ssh-user", "--keep", "--target ssh", "--host", "--port", "--user", "--key"]) {
+      assert.ok(stdout.includes(flag), `${flag} is documented`);
+    }
+  });
+
+  const refused: [string[], RegExp][] = [
+    [[], /--stack is required/],
+    [["--stack", "prod", "--bogus"], /Unknown option '--bogus'/],
+    [["--stack", "prod", "--on-error=retry"], /--on-error must be cleanup or abort \(got "retry"\)/],
+    [["--stack", "prod", "--keep", "0"], /--keep must be a whole number from 1 to 100 \(got "0"\)/],
+    [["--stack", "prod", "--target", "ssh"], /--target ssh needs --host/],
+    [["--stack", "prod", "--target", "ssh", "--host", "h", "--key", "/nonexistent"], /--key \/nonexistent: no such file/],
+    [["--stack", "prod", "--host", "h"], /--host only applies with --target ssh/],
+    [["--stack", "staging"], /No stack "staging": .*Pulumi\.staging\.yaml does not exist \(stacks here: dev, prod\)/],
+  ];
+  for (const [args, message] of refused) {
+    it(`refuses ${args.join(" ") || "no arguments"} with one clear line and exit 2, touching no cloud`, () => {
+      const { code, stderr } = bakeAmi(...args);
+      assert.equal(code, 2, stderr);
+      assert.match(stderr, message);
+    });
+  }
+});
