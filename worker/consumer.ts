@@ -69,6 +69,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   private idle = true;
   private pollAbort = new AbortController();
   private failures = 0;
+  private refillScheduled = false;
   private stoppedAt = 0;
   private keeper?: NodeJS.Timeout;
   private settled?: () => void;
@@ -151,6 +152,19 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     }
   }
 
+  /**
+   * Handlers that finish in the same turn share one refill: refilling on the first alone would
+   * receive for one slot and hold the only receive while the others free up (1, 9, 1, 9 ...).
+   */
+  private scheduleFill(): void {
+    if (this.refillScheduled) return;
+    this.refillScheduled = true;
+    setImmediate(() => {
+      this.refillScheduled = false;
+      this.fill();
+    });
+  }
+
   private async poll(n: number): Promise<void> {
     const signal = this.pollAbort.signal;
     try {
@@ -211,7 +225,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
         clearTimeout(timer);
         this.active.delete(id);
         if (this.active.size === 0) this.settled?.();
-        this.fill();
+        this.scheduleFill();
       });
   }
 

@@ -1,0 +1,173 @@
+import { performance } from "node:perf_hooks";
+import type { DeleteMessageBatchResult, ReceiveMessageResult } from "@aws-sdk/client-sqs";
+import { forkTs, stopChild } from "./children";
+import { BareShape, ContenderName, startContender } from "./contenders";
+import { indexOf, remaining, sqsClient, Workload, workloadHandler } from "./messages";
+
+/**
+ * One contender on one pre-filled queue, in a fresh process: each starts with a cold heap and JIT,
+ * and the bench's own bookkeeping (filling queues, printing) never runs on the measured event loop.
+ */
+export interface ContenderJob {
+  contender: ContenderName;
+  workload: Workload;
+  inFlight: number;
+  bare: BareShape;
+  waitTimeSeconds: number;
+  endpoint: string;
+  queueUrl: string;
+  messages: number;
+  /** Give up when no delete has been acknowledged for this long. */
+  stallTimeoutMs: number;
+}
+
+export interface ContenderResult {
+  /** From the contender's start until the last message's delete was acknowledged. */
+  ms: number;
+  messagesPerSecond: number;
+  deleted: number;
+  handled: number;
+  /** Handler runs on a message already handled once: should be 0. */
+  duplicates: number;
+  /** Messages still in the queue after the contender stopped: should be 0. */
+  leftInQueue: number;
+  stalled: boolean;
+  errors: number;
+  firstErrors: string[];
+  /** Successful SQS requests by command, and messages per receive: where the time went. */
+  requests: Record<string, number>;
+  messagesPerReceive: number;
+  /** CPU (user + system) this process spent per message: the consumer's own cost, which other load on the machine barely moves. */
+  cpuUsPerMessage: number;
+  /** Mean wall time inside the handler, for the ideal and for Little's law. */
+  meanHandlerMs: number;
+  rssMb: number;
+}
+
+export async function runContenderProcess(job: ContenderJob): Promise<ContenderResult> {
+  const child = forkTs(__filename);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    return await new Promise<ContenderResult>((resolve, reject) => {
+      child.once("message", (m) => resolve(m as ContenderResult));
+      child.once("exit", (code, signal) => reject(new Error(`${job.contender} process exited (${signal ?? code}) without a result`)));
+      child.send(job);
+    });
+  } finally {
+    // It exits by itself once it has reported; a signal is for one that hangs or failed.
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+    await stopChild(child);
+  }
+}
+
+async function measure(job: ContenderJob): Promise<ContenderResult> {
+  const sqs = sqsClient(job.endpoint);
+  const requests: Record<string, number> = {};
+  let deleted = 0;
+  let received = 0;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+
+  // Counting acknowledged deletes in the client itself ends every contender's clock at the same
+  // event, whether it deletes one by one, in batches, or through a batcher with a linger.
+  sqs.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      const command = context.commandName ?? "unknown";
+      requests[command] = (requests[command] ?? 0) + 1;
+      if (command === "DeleteMessageCommand") deleted += 1;
+      if (command === "DeleteMessageBatchCommand") deleted += (result.output as DeleteMessageBatchResult).Successful?.length ?? 0;
+      if (command === "ReceiveMessageCommand") received += (result.output as ReceiveMessageResult).Messages?.length ?? 0;
+      if (deleted >= job.messages) finish();
+      return result;
+    },
+    { step: "initialize", name: "benchCountRequests" },
+  );
+
+  const seen = new Uint8Array(job.messages);
+  let handled = 0;
+  let duplicates = 0;
+  let handlerMs = 0;
+  const work = workloadHandler(job.workload);
+  let errors = 0;
+  const firstErrors: string[] = [];
+  let stopping = false;
+
+  // Warms the client (credentials, connection) outside the clock, equally for every contender.
+  const before = await remaining(sqs, job.queueUrl);
+  if (before !== job.messages) throw new Error(`queue holds ${before} messages, expected ${job.messages}`);
+  for (const k of Object.keys(requests)) delete requests[k];
+
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const running = startContender(job.contender, {
+    sqs,
+    queueUrl: job.queueUrl,
+    inFlight: job.inFlight,
+    bare: job.bare,
+    waitTimeSeconds: job.waitTimeSeconds,
+    handle: async (message) => {
+      if (seen[indexOf(message.Body ?? "")]++) duplicates++;
+      const t = performance.now();
+      await work(message);
+      handlerMs += performance.now() - t;
+      handled++;
+    },
+    onError: (e, operation) => {
+      // Aborted long polls and the like while stopping are not the contender's errors.
+      if (stopping) return;
+      errors++;
+      if (firstErrors.length < 3) firstErrors.push(`${operation}: ${e.message}`);
+    },
+  });
+
+  let stalled = false;
+  let lastDeleted = 0;
+  let lastProgress = performance.now();
+  const watchdog = setInterval(() => {
+    if (deleted !== lastDeleted) [lastDeleted, lastProgress] = [deleted, performance.now()];
+    else if (performance.now() - lastProgress > job.stallTimeoutMs) {
+      stalled = true;
+      finish();
+    }
+  }, 250);
+  await finished;
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const rssMb = process.memoryUsage.rss() / 2 ** 20;
+  clearInterval(watchdog);
+  stopping = true;
+  await running.stop();
+  const leftInQueue = await remaining(sqs, job.queueUrl);
+  sqs.destroy();
+  return {
+    ms,
+    messagesPerSecond: (Math.min(deleted, job.messages) / ms) * 1000,
+    deleted,
+    handled,
+    duplicates,
+    leftInQueue,
+    stalled,
+    errors,
+    firstErrors,
+    requests,
+    messagesPerReceive: received / Math.max(1, requests.ReceiveMessageCommand ?? 0),
+    cpuUsPerMessage: (cpu.user + cpu.system) / Math.max(1, handled),
+    meanHandlerMs: handlerMs / Math.max(1, handled),
+    rssMb,
+  };
+}
+
+if (require.main === module) {
+  // The bench went away without stopping us: nothing is left to report to.
+  process.once("disconnect", () => process.exit(1));
+  process.once("message", (job) => {
+    measure(job as ContenderJob).then(
+      (result) => process.send!(result, () => process.exit(0)),
+      (e: Error) => {
+        process.stderr.write(`contender ${(job as ContenderJob).contender}: ${e.stack ?? e.message}\n`);
+        process.exit(1);
+      },
+    );
+  });
+}

@@ -1,0 +1,156 @@
+import { setMaxListeners } from "node:events";
+import {
+  DeleteMessageBatchCommand,
+  DeleteMessageCommand,
+  Message,
+  ReceiveMessageCommand,
+  SQSClient,
+} from "@aws-sdk/client-sqs";
+import { Consumer as SqsConsumer } from "sqs-consumer";
+import { Consumer } from "../worker/consumer";
+import { WORKER_DEFAULTS } from "../worker/contract";
+import { VISIBILITY_TIMEOUT_S } from "./messages";
+
+export const CONTENDERS = ["kiln", "sqs-consumer", "bare"] as const;
+export type ContenderName = (typeof CONTENDERS)[number];
+
+/** The bare loop's shape in a scenario: `loops` concurrent loops, each receiving `perReceive` at a time. */
+export interface BareShape {
+  loops: number;
+  perReceive: number;
+}
+
+export interface ContenderSetup {
+  sqs: SQSClient;
+  queueUrl: string;
+  /** Handlers running at once. */
+  inFlight: number;
+  bare: BareShape;
+  waitTimeSeconds: number;
+  handle(message: Message): Promise<void>;
+  onError(error: Error, operation: string): void;
+}
+
+export interface RunningContender {
+  stop(): Promise<void>;
+}
+
+export function startContender(name: ContenderName, setup: ContenderSetup): RunningContender {
+  switch (name) {
+    case "kiln":
+      return startKiln(setup);
+    case "sqs-consumer":
+      return startSqsConsumer(setup);
+    case "bare":
+      return startBareLoop(setup);
+  }
+}
+
+/** kiln's Consumer exactly as worker/run.ts builds it, with the worker's defaults. */
+function startKiln(s: ContenderSetup): RunningContender {
+  const consumer = new Consumer({
+    sqs: s.sqs,
+    queueUrl: s.queueUrl,
+    concurrency: s.inFlight,
+    maxMessages: WORKER_DEFAULTS.SQS_MAX_MESSAGES,
+    waitTimeSeconds: s.waitTimeSeconds,
+    visibilityTimeout: VISIBILITY_TIMEOUT_S,
+    processingTimeoutMs: WORKER_DEFAULTS.PROCESSING_TIMEOUT * 1000,
+    retryDelaySeconds: WORKER_DEFAULTS.WORKER_RETRY_DELAY,
+    process: (message) => s.handle(message),
+  });
+  consumer.on("error", (e, operation) => s.onError(e, operation));
+  consumer.on("failed", (_m, e) => s.onError(e, "handler"));
+  consumer.start();
+  return {
+    stop: async () => {
+      await consumer.drain(5_000);
+    },
+  };
+}
+
+/**
+ * sqs-consumer v14 as the field configures it: batchSize 10, and since it has no concurrency
+ * option (each poll's batch runs under Promise.all and the next poll waits for all of it), one
+ * instance per 10 handlers in flight on a shared client.
+ */
+function startSqsConsumer(s: ContenderSetup): RunningContender {
+  const instances = Array.from({ length: Math.ceil(s.inFlight / 10) }, () =>
+    SqsConsumer.create({
+      queueUrl: s.queueUrl,
+      sqs: s.sqs,
+      batchSize: Math.min(10, s.inFlight),
+      waitTimeSeconds: s.waitTimeSeconds,
+      visibilityTimeout: VISIBILITY_TIMEOUT_S,
+      handleMessage: async (message) => {
+        await s.handle(message);
+        // v14 deletes only a message the handler returns.
+        return message;
+      },
+    }),
+  );
+  for (const c of instances) {
+    c.on("error", (e) => s.onError(e, "sqs-consumer"));
+    c.on("processing_error", (e) => s.onError(e, "handler"));
+    c.start();
+  }
+  return {
+    stop: async () => {
+      for (const c of instances) c.stop({ abort: true });
+    },
+  };
+}
+
+/**
+ * The ceiling: nothing but SDK calls. Each loop receives, runs the handlers in parallel, and sends
+ * the delete without waiting for it, so the next receive leaves at once.
+ */
+function startBareLoop(s: ContenderSetup): RunningContender {
+  const abort = new AbortController();
+  // Every loop's receive listens on this one signal: 100 listeners are intended, not a leak.
+  setMaxListeners(s.bare.loops + 10, abort.signal);
+  const deletes = new Set<Promise<unknown>>();
+  const del = (messages: Message[]) =>
+    messages.length === 1
+      ? s.sqs.send(new DeleteMessageCommand({ QueueUrl: s.queueUrl, ReceiptHandle: messages[0].ReceiptHandle }))
+      : s.sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: s.queueUrl,
+            Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+          }),
+        );
+  const loop = async () => {
+    while (!abort.signal.aborted) {
+      let messages: Message[];
+      try {
+        const out = await s.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: s.queueUrl,
+            MaxNumberOfMessages: s.bare.perReceive,
+            WaitTimeSeconds: s.waitTimeSeconds,
+          }),
+          { abortSignal: abort.signal },
+        );
+        messages = out.Messages ?? [];
+      } catch (e) {
+        if (abort.signal.aborted) return;
+        s.onError(e as Error, "ReceiveMessage");
+        continue;
+      }
+      if (messages.length === 0) continue;
+      await Promise.all(messages.map((m) => s.handle(m)));
+      const d: Promise<unknown> = del(messages)
+        .catch((e: Error) => s.onError(e, "DeleteMessage"))
+        .finally(() => deletes.delete(d));
+      deletes.add(d);
+    }
+  };
+  const loops = Array.from({ length: s.bare.loops }, loop);
+  return {
+    stop: async () => {
+      abort.abort();
+      await Promise.all(loops);
+      await Promise.all([...deletes]);
+    },
+  };
+}

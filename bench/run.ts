@@ -1,0 +1,160 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { stopChildrenOnExit } from "./children";
+import { ContenderResult, runContenderProcess } from "./contender-process";
+import { ContenderName, CONTENDERS } from "./contenders";
+import { deleteQueue, filledQueue, sqsClient } from "./messages";
+import { BenchReport, formatReport, jsonReport, ScenarioOutcome } from "./report";
+import { runRssBench } from "./rss";
+import { SCENARIO_IDS, SCENARIOS, ScenarioId } from "./scenarios";
+import { startSqsServerProcess } from "./sqs-server";
+
+const RUNS = [...SCENARIO_IDS, "rss"] as const;
+type RunId = (typeof RUNS)[number];
+const RSS_COUNTS = { full: { messages: 100_000, warmup: 10_000 }, quick: { messages: 10_000, warmup: 2_000 } };
+
+const USAGE = `usage: npm run bench -- [--quick] [--only <run>[,<run>...]] [--json]
+
+Throughput of kiln's consumer against sqs-consumer and a bare SDK loop on the same embedded SQS and
+the same messages, then the kiln-worker process's resident memory over ${RSS_COUNTS.full.messages.toLocaleString("en-US")} messages.
+
+  --quick        fewer messages (a smoke run; numbers are noisier)
+  --only <run>   run only these: ${RUNS.join(", ")} (repeat or comma-separate)
+  --json         print the results as JSON on stdout instead of the table
+  -h, --help     this text
+
+Progress goes to stderr. The exit code is 0 even when a target is missed: it is a benchmark.`;
+
+const fileVersion = (pkg: string) => {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, "..", "node_modules", pkg, "package.json"), "utf8")) as { version: string }).version;
+  } catch {
+    return "?";
+  }
+};
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      only: { type: "string", multiple: true },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+  const only = (values.only ?? []).flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean);
+  const unknown = only.filter((v) => !(RUNS as readonly string[]).includes(v));
+  if (unknown.length) {
+    process.stderr.write(`unknown run ${unknown.join(", ")}: choose from ${RUNS.join(", ")}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const selected = (id: RunId) => only.length === 0 || only.includes(id);
+  const size = values.quick ? "quick" : "full";
+  const log = (line: string) => process.stderr.write(line + "\n");
+
+  // Children inherit it: the SDK's Node-version notice would be repeated by every process.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  stopChildrenOnExit();
+  const began = performance.now();
+  const report: BenchReport = {
+    environment: {
+      node: process.version,
+      cpus: os.availableParallelism(),
+      cpuModel: os.cpus()[0]?.model.trim() ?? "unknown",
+      platform: `${os.platform()} ${os.arch()}`,
+      fauxqs: fileVersion("fauxqs"),
+      sqsConsumer: fileVersion("sqs-consumer"),
+      loadAtStart: os.loadavg()[0],
+    },
+    quick: values.quick!,
+    scenarios: [],
+    seconds: 0,
+  };
+
+  const server = await startSqsServerProcess();
+  const sqs = sqsClient(server.endpoint);
+  log(`embedded SQS (pid ${server.pid}) at ${server.endpoint}`);
+
+  /** One contender on a fresh queue; a failure is returned as its message so the others still run. */
+  const runOnce = async (id: ScenarioId, contender: ContenderName, messages: number, rep: string): Promise<ContenderResult | string> => {
+    const scenario = SCENARIOS[id];
+    const t = performance.now();
+    const queueUrl = await filledQueue(sqs, `${id}-${contender}`, messages);
+    const fillS = (performance.now() - t) / 1000;
+    try {
+      const r = await runContenderProcess({
+        contender,
+        workload: scenario.workload,
+        inFlight: scenario.inFlight,
+        bare: scenario.bare,
+        waitTimeSeconds: 20,
+        endpoint: server.endpoint,
+        queueUrl,
+        messages,
+        stallTimeoutMs: 30_000,
+      });
+      log(
+        `[${id} ${rep}] ${contender}: ${messages.toLocaleString("en-US")} in ${(r.ms / 1000).toFixed(2)} s = ` +
+          `${r.messagesPerSecond.toFixed(1)} msg/s (fill ${fillS.toFixed(1)} s)${r.stalled ? " STALLED" : ""}`,
+      );
+      return r;
+    } catch (e) {
+      log(`[${id} ${rep}] ${contender}: FAILED: ${(e as Error).message}`);
+      return (e as Error).message;
+    } finally {
+      await deleteQueue(sqs, queueUrl).catch(() => undefined);
+    }
+  };
+
+  try {
+    for (const id of SCENARIO_IDS.filter(selected) as ScenarioId[]) {
+      const scenario = SCENARIOS[id];
+      const outcome: ScenarioOutcome = { scenario, messages: scenario.messages[size], results: {}, runs: {}, failures: {} };
+      report.scenarios.push(outcome);
+      const done: Partial<Record<ContenderName, ContenderResult[]>> = {};
+      const repeats = scenario.repeats[size];
+      for (let rep = 1; rep <= repeats; rep++) {
+        for (const contender of CONTENDERS) {
+          const r = await runOnce(id, contender, outcome.messages, `${rep}/${repeats}`);
+          if (typeof r === "string") outcome.failures[contender] = r;
+          else (done[contender] ??= []).push(r);
+        }
+      }
+      for (const contender of CONTENDERS) {
+        const runs = done[contender] ?? [];
+        if (!runs.length) continue;
+        outcome.runs[contender] = runs.map((r) => r.messagesPerSecond);
+        outcome.results[contender] = [...runs].sort((a, b) => a.messagesPerSecond - b.messagesPerSecond)[(runs.length - 1) >> 1];
+      }
+    }
+    if (selected("rss")) {
+      try {
+        report.rss = await runRssBench({ endpoint: server.endpoint, sqs, ...RSS_COUNTS[size], log });
+      } catch (e) {
+        report.rssFailure = (e as Error).message;
+        log(`[rss] FAILED: ${(e as Error).stack ?? (e as Error).message}`);
+      }
+    }
+  } finally {
+    sqs.destroy();
+    await server.stop();
+  }
+  report.seconds = (performance.now() - began) / 1000;
+  process.stdout.write((values.json ? JSON.stringify(jsonReport(report), null, 2) : formatReport(report)) + "\n");
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: Error) => {
+    process.stderr.write(`bench: ${e.stack ?? e.message}\n`);
+    process.exit(1);
+  },
+);
