@@ -68,6 +68,12 @@ for (const flavour of Object.keys(FLAVOURS) as Flavour[]) {
       });
     }
 
+    it("runs `env` too: without the instance's pointers it names what is missing, exit 78", async () => {
+      const w = run({}, ["env"]);
+      assert.equal(await w.exited, EXIT.CONFIG_ERROR);
+      assert.match(w.stdout(), /kiln-worker env failed: KILN_SSM_PREFIX is not set/);
+    });
+
     it("--self-check passes on a good configuration without touching the queue", async () => {
       const q = await sqs.queuePair(`selfcheck-${flavour}-${n++}`);
       await sqs.send(q.url, ["untouched"]);
