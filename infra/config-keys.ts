@@ -244,7 +244,8 @@ export const CONFIG_KEYS = {
   scaleInCooldown: {
     type: "integer",
     default: 300,
-    description: "Seconds between scale-in steps of the group (the seeds' scale-in cooldown).",
+    description:
+      "The group's default cooldown (the seeds' scale-in cooldown) and the local fleet's scale-in pace. AWS target tracking ignores it: it scales in after 15 minutes of low backlog.",
     schema: int(0, 3600, " of seconds"),
   },
   instanceWarmup: {

@@ -42,6 +42,21 @@ export function workerPolicyDocument(s: WorkerPolicyScope): PolicyDocument {
 
   const statements: PolicyStatement[] = [
     {
+      // Session Manager instead of SSH. Not AmazonSSMManagedInstanceCore: it also grants
+      // ssm:GetParameter on every parameter in the account. These are what the agent needs for a
+      // session; ssmmessages has no resource-level permissions.
+      Sid: "SessionManagerRegistration",
+      Effect: "Allow",
+      Action: ["ssm:UpdateInstanceInformation"],
+      Resource: [`arn:${s.partition}:ec2:${s.region}:${s.accountId}:instance/*`],
+    },
+    {
+      Sid: "SessionManagerChannels",
+      Effect: "Allow",
+      Action: ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"],
+      Resource: ["*"],
+    },
+    {
       Sid: "ConsumeWorkQueue",
       Effect: "Allow",
       Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],

@@ -38,15 +38,6 @@ export class WorkerRole extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    new aws.iam.RolePolicyAttachment(
-      `${name}-session-manager`,
-      {
-        role: this.role.name,
-        policyArn: pulumi.interpolate`arn:${args.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore`,
-      },
-      { parent: this },
-    );
-
     this.instanceProfile = new aws.iam.InstanceProfile(name, { role: this.role.name, tags: args.tags }, { parent: this });
 
     this.registerOutputs({ roleArn: this.role.arn, instanceProfileArn: this.instanceProfile.arn });
