@@ -172,6 +172,25 @@ describe("bake-ami end to end (fake EC2, a real host over SSH)", function () {
     assert.deepEqual(fake.leftovers(), NO_LEFTOVERS);
   });
 
+  it("--target ssh provisions an existing host with the builder-side steps alone, touching no AWS API", async () => {
+    const host = await BuilderHost.start({ user: "admin" });
+    try {
+      const { result, output } = await run(undefined, { target: "ssh", ssh: host.target(), adjustSteps: undefined });
+      assert.equal(result.exitCode, 0, output);
+      assert.deepEqual(result.report!.steps.map((s) => `${s.name} ${s.status}`), [
+        "wait-for-ssh done", "upload done", "provision done", "validate done", "clean done",
+      ]);
+      assert.match(output, /==> \[3\/5\] /);
+      assert.match(output, /Provisioned 127\.0\.0\.1: the host now holds what the image would/);
+      assert.equal(fs.readlinkSync(host.path("/etc/systemd/system/multi-user.target.wants/kiln-worker.service")), "/etc/systemd/system/kiln-worker.service");
+      assert.equal(fs.existsSync(host.path("/home/admin/.ssh/authorized_keys")), false);
+    } finally {
+      await host.stop();
+    }
+    assert.deepEqual(fake.calls, [], "no EC2 or SSM call");
+    assert.equal(readStackFile(dir, "prod").raw.values["kiln:amiId"], "ami-0a1b2c3d4e5f60718");
+  });
+
   it("--dry-run of a first bake prints what it would create, and creates nothing", async () => {
     const { result, output } = await run(undefined, { dryRun: true });
     assert.equal(result.exitCode, 0, output);
