@@ -57,3 +57,33 @@ export function recordFile(): { file: string; lines: () => string[]; remove: () 
     remove: () => fs.rmSync(path.dirname(file), { recursive: true, force: true }),
   };
 }
+
+/**
+ * The environment of a worker run in this process on the test SQS, with the record handler. The
+ * handler reads RECORD_FILE and HANDLER_MS from process.env (it is loaded into this process), so
+ * they are set there too; `forgetInProcessHandler` unsets them after the suite.
+ */
+export function inProcessWorkerEnv(
+  sqs: { endpoint: string },
+  queueUrl: string,
+  record: { file: string },
+  handlerMs: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  Object.assign(process.env, { RECORD_FILE: record.file, HANDLER_MS: handlerMs });
+  return {
+    SQS_QUEUE_URL: queueUrl,
+    AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+    AWS_REGION: REGION,
+    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+    WORKER_HANDLER: RECORD_HANDLER,
+    SQS_WAIT_TIME: "1",
+    ...extra,
+  };
+}
+
+export function forgetInProcessHandler(): void {
+  delete process.env.RECORD_FILE;
+  delete process.env.HANDLER_MS;
+}

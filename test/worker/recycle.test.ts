@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { EXIT } from "../../worker/contract";
 import { runWorker } from "../../worker/run";
-import { RECORD_HANDLER, recordFile } from "../support/worker-process";
+import { forgetInProcessHandler, inProcessWorkerEnv, recordFile } from "../support/worker-process";
 import { eventually, sleep, TestSqs } from "../support/sqs";
 
 describe("recycling (the seeds' cron restart, done safely)", function () {
@@ -11,29 +11,14 @@ describe("recycling (the seeds' cron restart, done safely)", function () {
   before(async () => (sqs = await TestSqs.start()));
   after(async () => {
     await sqs.stop();
-    delete process.env.RECORD_FILE;
-    delete process.env.HANDLER_MS;
+    forgetInProcessHandler();
   });
 
   async function run(extra: Record<string, string>, messages: number, rec = recordFile()) {
     const q = await sqs.queuePair(`recycle-${n++}`);
     await sqs.send(q.url, Array.from({ length: messages }, (_, i) => `r${i}`));
-    // The record handler runs in this process and reads these from process.env.
-    Object.assign(process.env, { RECORD_FILE: rec.file, HANDLER_MS: extra.HANDLER_MS ?? "0" });
     const code = await runWorker({
-      env: {
-        SQS_QUEUE_URL: q.url,
-        AWS_ENDPOINT_URL_SQS: sqs.endpoint,
-        AWS_REGION: "ap-northeast-1",
-        AWS_ACCESS_KEY_ID: "test",
-        AWS_SECRET_ACCESS_KEY: "test",
-        WORKER_HANDLER: RECORD_HANDLER,
-        RECORD_FILE: rec.file,
-        SQS_WAIT_TIME: "1",
-        MAX_WORKERS: "2",
-        LOG_LEVEL: "error",
-        ...extra,
-      },
+      env: inProcessWorkerEnv(sqs, q.url, rec, extra.HANDLER_MS ?? "0", { MAX_WORKERS: "2", LOG_LEVEL: "error", ...extra }),
       rssCheckMs: 50,
     });
     const lines = rec.lines();
@@ -69,10 +54,7 @@ describe("recycling (the seeds' cron restart, done safely)", function () {
     const q = await sqs.queuePair(`norecycle-${n++}`);
     const rec = recordFile();
     await sqs.send(q.url, ["a", "b", "c"]);
-    Object.assign(process.env, { RECORD_FILE: rec.file, HANDLER_MS: "0" });
-    const running = runWorker({
-      env: { SQS_QUEUE_URL: q.url, AWS_ENDPOINT_URL_SQS: sqs.endpoint, AWS_REGION: "ap-northeast-1", AWS_ACCESS_KEY_ID: "t", AWS_SECRET_ACCESS_KEY: "t", WORKER_HANDLER: RECORD_HANDLER, RECORD_FILE: rec.file, SQS_WAIT_TIME: "1", LOG_LEVEL: "error" },
-    });
+    const running = runWorker({ env: inProcessWorkerEnv(sqs, q.url, rec, "0", { LOG_LEVEL: "error" }) });
     try {
       assert.ok(await eventually(() => rec.lines().filter((l) => l.startsWith("done")).length === 3));
       await sleep(1500);

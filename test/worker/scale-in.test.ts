@@ -8,7 +8,7 @@ import { DRAIN_LIFECYCLE_HOOK, EXIT, METRIC_PROCESSED, METRICS_NAMESPACE } from 
 import { runWorker } from "../../worker/run";
 import { FakeAws, FakeImds } from "../support/fake-aws";
 import { eventually, TestSqs } from "../support/sqs";
-import { RECORD_HANDLER, recordFile } from "../support/worker-process";
+import { forgetInProcessHandler, inProcessWorkerEnv, recordFile } from "../support/worker-process";
 
 describe("scale-in: the drain an Auto Scaling lifecycle hook waits for", function () {
   this.timeout(30_000);
@@ -22,8 +22,7 @@ describe("scale-in: the drain an Auto Scaling lifecycle hook waits for", functio
   before(async () => (sqs = await TestSqs.start()));
   after(async () => {
     await sqs.stop();
-    delete process.env.RECORD_FILE;
-    delete process.env.HANDLER_MS;
+    forgetInProcessHandler();
   });
   beforeEach(async () => {
     imds = await FakeImds.start({ instanceId: "i-0aaaabbbbccccdddd" });
@@ -41,18 +40,10 @@ describe("scale-in: the drain an Auto Scaling lifecycle hook waits for", functio
   async function start(extra: Record<string, string> = {}, handlerMs = "1500") {
     const q = await sqs.queuePair(`scalein-${n++}`);
     const rec = recordFile();
-    Object.assign(process.env, { RECORD_FILE: rec.file, HANDLER_MS: handlerMs });
     await sqs.send(q.url, Array.from({ length: 20 }, (_, i) => `s${i}`));
     const running = runWorker({
-      env: {
-        SQS_QUEUE_URL: q.url,
-        AWS_ENDPOINT_URL_SQS: sqs.endpoint,
-        AWS_REGION: "ap-northeast-1",
-        AWS_ACCESS_KEY_ID: "test",
-        AWS_SECRET_ACCESS_KEY: "test",
+      env: inProcessWorkerEnv(sqs, q.url, rec, handlerMs, {
         AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint,
-        WORKER_HANDLER: RECORD_HANDLER,
-        SQS_WAIT_TIME: "1",
         MAX_WORKERS: "3",
         LOG_LEVEL: "fatal",
         KILN_STACK: "prod",
@@ -60,7 +51,7 @@ describe("scale-in: the drain an Auto Scaling lifecycle hook waits for", functio
         KILN_LIFECYCLE_HOOK: DRAIN_LIFECYCLE_HOOK,
         KILN_METRICS: "on",
         ...extra,
-      },
+      }),
       scaleInCheckMs: 100,
       heartbeatMs: 200,
       clients: { autoscaling: aws.autoscaling, cloudwatch: aws.cloudwatch },

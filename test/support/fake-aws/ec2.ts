@@ -32,6 +32,7 @@ import { FakeEc2Options, Tags } from "./ec2-model";
 import { ResourceApi } from "./ec2-resources";
 import { Ec2World } from "./ec2-world";
 import { FAKE_REGION } from "./fake-aws";
+import { InjectedFailures } from "./injected-failures";
 
 export { ec2Error, FAKE_ACCOUNT } from "./ec2-model";
 export type { FakeEc2Options } from "./ec2-model";
@@ -63,12 +64,6 @@ export interface Ec2Leftovers {
 
 export const NO_LEFTOVERS: Readonly<Ec2Leftovers> = Object.freeze({ instances: [], keyPairs: [], securityGroups: [], images: [], snapshots: [] });
 
-interface InjectedFailure {
-  operation: string;
-  error: Error;
-  skip: number;
-  remaining: number;
-}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyStub = AwsStub<any, any, any>;
@@ -95,7 +90,7 @@ export class FakeEc2 extends Ec2World {
   onCall?: (call: Ec2Call, index: number) => void;
 
   private readonly stubs: Record<Ec2FakeService, AnyStub>;
-  private readonly failures: InjectedFailure[] = [];
+  private readonly failures = new InjectedFailures();
   /** The handlers behind the clients, to wrap in a test's own `handle` (a response lost after the work was done). */
   readonly resourceApi = new ResourceApi(this);
   readonly instanceApi = new InstanceApi(this);
@@ -147,7 +142,7 @@ export class FakeEc2 extends Ec2World {
       this.calls.push(call);
       try {
         this.onCall?.(call, this.calls.length - 1);
-        this.throwInjected(operation);
+        this.failures.throwFor(operation);
         return { $metadata: { httpStatusCode: 200 }, ...(await handler(input)) };
       } catch (e) {
         call.error = e as Error;
@@ -161,12 +156,12 @@ export class FakeEc2 extends Ec2World {
    * after letting `skip` calls through. Build the error with `ec2Error(code, message)`.
    */
   failNext(operation: string, error: Error, times = 1, skip = 0): void {
-    this.failures.push({ operation, error, skip, remaining: times });
+    this.failures.add(operation, error, times, skip);
   }
 
   /** Drops failures injected and not yet thrown. */
   clearFailures(): void {
-    this.failures.length = 0;
+    this.failures.clear();
   }
 
   /** The inputs `operation` was called with, failed calls included. */
@@ -202,16 +197,5 @@ export class FakeEc2 extends Ec2World {
     for (const stub of Object.values(this.stubs)) stub.restore();
     this.ec2.destroy();
     this.ssm.destroy();
-  }
-
-  private throwInjected(operation: string): void {
-    const f = this.failures.find((x) => x.operation === operation && x.remaining > 0);
-    if (!f) return;
-    if (f.skip > 0) {
-      f.skip--;
-      return;
-    }
-    f.remaining--;
-    throw f.error;
   }
 }

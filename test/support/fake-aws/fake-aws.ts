@@ -4,6 +4,7 @@ import { GetParametersByPathCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { AwsStub, mockClient } from "aws-sdk-client-mock";
 import { FakeService } from "./errors";
 import { FakeParameterStore } from "./parameter-store";
+import { InjectedFailures } from "./injected-failures";
 
 export const FAKE_REGION = "ap-northeast-1";
 const CLIENT_CONFIG = { region: FAKE_REGION, credentials: { accessKeyId: "test", secretAccessKey: "test" } };
@@ -16,13 +17,6 @@ export interface FakeCall {
   error?: Error;
 }
 
-interface InjectedFailure {
-  operation: string;
-  error: Error;
-  /** Calls to let through before the first failure. */
-  skip: number;
-  remaining: number;
-}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyStub = AwsStub<any, any, any>;
@@ -49,7 +43,7 @@ export class FakeAws {
   readonly calls: FakeCall[] = [];
 
   private readonly stubs: Record<FakeService, AnyStub>;
-  private readonly failures: InjectedFailure[] = [];
+  private readonly failures = new InjectedFailures();
 
   constructor(opts: { ssmPageSize?: number } = {}) {
     this.parameters = new FakeParameterStore(opts.ssmPageSize, FAKE_REGION);
@@ -76,7 +70,7 @@ export class FakeAws {
       const call: FakeCall = { service, operation, input };
       this.calls.push(call);
       try {
-        this.throwInjected(operation);
+        this.failures.throwFor(operation);
         return { $metadata: { httpStatusCode: 200 }, ...(await handler(input)) };
       } catch (e) {
         call.error = e as Error;
@@ -90,7 +84,7 @@ export class FakeAws {
    * after letting `skip` calls through (to fail, say, the second page of a read).
    */
   failNext(operation: string, error: Error, times = 1, skip = 0): void {
-    this.failures.push({ operation, error, skip, remaining: times });
+    this.failures.add(operation, error, times, skip);
   }
 
   /** The inputs `operation` was called with, failed calls included. */
@@ -113,16 +107,5 @@ export class FakeAws {
     this.ssm.destroy();
     this.cloudwatch.destroy();
     this.autoscaling.destroy();
-  }
-
-  private throwInjected(operation: string): void {
-    const f = this.failures.find((x) => x.operation === operation && x.remaining > 0);
-    if (!f) return;
-    if (f.skip > 0) {
-      f.skip--;
-      return;
-    }
-    f.remaining--;
-    throw f.error;
   }
 }
