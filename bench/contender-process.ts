@@ -84,6 +84,17 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
     { step: "initialize", name: "benchCountRequests" },
   );
 
+  const latencyMs = Number(process.env.KILN_BENCH_LATENCY_MS ?? 0);
+  if (latencyMs > 0) {
+    sqs.middlewareStack.add(
+      (next) => async (args) => {
+        await new Promise((r) => setTimeout(r, latencyMs));
+        return next(args);
+      },
+      { step: "finalizeRequest", name: "benchNetworkLatency" },
+    );
+  }
+
   const seen = new Uint8Array(job.messages);
   let handled = 0;
   let duplicates = 0;

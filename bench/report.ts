@@ -26,6 +26,8 @@ export interface BenchReport {
     sqsConsumer: string;
     /** 1-minute load average before the bench started: anything else running skews every number. */
     loadAtStart: number;
+    /** Added to every contender's SQS request (--latency), to stand in for a real network. */
+    latencyMs: number;
   };
   quick: boolean;
   scenarios: ScenarioOutcome[];
@@ -68,6 +70,7 @@ export function formatReport(report: BenchReport): string {
   const counts = report.scenarios.map((o) => `${o.scenario.id} ${num(o.messages)}`);
   if (report.rss) counts.push(`rss ${num(report.rss.messages)} (+${num(report.rss.warmup)} warm-up)`);
   out.push(`messages: ${counts.join(" · ")}`);
+  if (e.latencyMs) out.push(`latency: every contender request waits ${e.latencyMs} ms before it is sent (--latency), like a round trip to real SQS`);
   out.push(
     `load average at start ${e.loadAtStart.toFixed(2)}` +
       (e.loadAtStart > e.cpus / 4 ? ": OTHER WORK WAS RUNNING; expect noisier, lower numbers (CPU µs/msg below is the steadier measure)" : ""),

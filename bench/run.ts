@@ -16,13 +16,15 @@ const RUNS = [...SCENARIO_IDS, "rss"] as const;
 type RunId = (typeof RUNS)[number];
 const RSS_COUNTS = { full: { messages: 100_000, warmup: 10_000 }, quick: { messages: 10_000, warmup: 2_000 } };
 
-const USAGE = `usage: npm run bench -- [--quick] [--only <run>[,<run>...]] [--json]
+const USAGE = `usage: npm run bench -- [--quick] [--only <run>[,<run>...]] [--latency <ms>] [--json]
 
 Throughput of kiln's consumer against sqs-consumer and a bare SDK loop on the same embedded SQS and
 the same messages, then the kiln-worker process's resident memory over ${RSS_COUNTS.full.messages.toLocaleString("en-US")} messages.
 
   --quick        fewer messages (a smoke run; numbers are noisier)
   --only <run>   run only these: ${RUNS.join(", ")} (repeat or comma-separate)
+  --latency <ms> add this to every SQS request the contenders make (the emulator answers in about
+                 1 ms; real SQS in 5-20 ms), to see how each holds up over a real network
   --json         print the results as JSON on stdout instead of the table
   -h, --help     this text
 
@@ -42,6 +44,7 @@ async function main(): Promise<number> {
       quick: { type: "boolean", default: false },
       only: { type: "string", multiple: true },
       json: { type: "boolean", default: false },
+      latency: { type: "string", default: "0" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -55,6 +58,12 @@ async function main(): Promise<number> {
     process.stderr.write(`unknown run ${unknown.join(", ")}: choose from ${RUNS.join(", ")}\n\n${USAGE}\n`);
     return 2;
   }
+  if (!/^\d{1,4}$/.test(values.latency!)) {
+    process.stderr.write(`--latency must be whole milliseconds from 0 to 9999 (got ${JSON.stringify(values.latency)})\n`);
+    return 2;
+  }
+  // Contender processes inherit it and delay each request by it.
+  process.env.KILN_BENCH_LATENCY_MS = values.latency;
   const selected = (id: RunId) => only.length === 0 || only.includes(id);
   const size = values.quick ? "quick" : "full";
   const log = (line: string) => process.stderr.write(line + "\n");
@@ -72,6 +81,7 @@ async function main(): Promise<number> {
       fauxqs: fileVersion("fauxqs"),
       sqsConsumer: fileVersion("sqs-consumer"),
       loadAtStart: os.loadavg()[0],
+      latencyMs: Number(values.latency),
     },
     quick: values.quick!,
     scenarios: [],

