@@ -70,7 +70,13 @@ export function architectureOf(unameMachine: string): Architecture | undefined {
  * Builds the payload for `arch` from the repository at `root` and returns its directory. Built in a
  * sibling directory and swapped in, so a payload is never seen half written.
  */
-export async function preparePayload(root: string, arch: Architecture, cacheDir: string = defaultCacheDir(root)): Promise<string> {
+export async function preparePayload(
+  root: string,
+  arch: Architecture,
+  cacheDir: string = defaultCacheDir(root),
+  /** The application's own directory (kiln:bake.appDir): copied whole to app/, its NN-*.sh run after kiln's. */
+  appDir?: string,
+): Promise<string> {
   const dir = payloadDirFor(root, arch);
   const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   fs.mkdirSync(tmp, { recursive: true });
@@ -80,6 +86,7 @@ export async function preparePayload(root: string, arch: Architecture, cacheDir:
     await extractNode(tgz, path.join(tmp, "node", "bin"));
     fs.writeFileSync(path.join(tmp, "node", "VERSION"), `v${NODE_VERSION}\n${NODE_PACKAGES[arch].platform}\n`, { mode: 0o644 });
     copyScripts(path.join(root, "ami", "scripts"), path.join(tmp, "scripts"));
+    if (appDir) copyApplication(appDir, path.join(tmp, "app"));
     normalizeModes(tmp);
     const old = `${dir}.old-${process.pid}-${randomBytes(4).toString("hex")}`;
     if (fs.existsSync(dir)) fs.renameSync(dir, old);
@@ -188,6 +195,19 @@ function normalizeModes(dir: string): void {
     const full = path.join(dir, file);
     fs.chmodSync(full, fs.statSync(full).mode & 0o111 ? 0o755 : 0o644);
   }
+}
+
+/** Every regular file of the application's directory; its scripts keep their execute bit. */
+function copyApplication(from: string, to: string): void {
+  if (!fs.statSync(from, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new Error(`kiln:bake.appDir ${from} is not a directory`);
+  }
+  fs.cpSync(from, to, {
+    recursive: true,
+    dereference: true,
+    filter: (src) => !/(^|\/)(\.git|node_modules|__pycache__)(\/|$)/.test(path.relative(from, src)),
+  });
+  for (const f of fs.readdirSync(to)) if (/^\d+-.+\.sh$/.test(f)) fs.chmodSync(path.join(to, f), 0o755);
 }
 
 function copyScripts(from: string, to: string): void {

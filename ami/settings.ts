@@ -1,4 +1,6 @@
-import { parseStackConfig } from "../infra/config";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ConfigError, parseStackConfig } from "../infra/config";
 import { readStackFile } from "../infra/stack-file";
 import type { BakeSettings } from "./state";
 
@@ -21,6 +23,7 @@ interface BakeConfig {
   sshUser?: string;
   keep?: number;
   rootVolumeSize?: number;
+  appDir?: string;
   tags?: Record<string, string>;
 }
 
@@ -57,5 +60,15 @@ export function bakeSettings(root: string, stack: string, flags: BakeFlags = {})
     imageTimeout: BAKE_DEFAULTS.imageTimeout,
     builderLifetimeMinutes: BAKE_DEFAULTS.builderLifetimeMinutes,
     rootVolumeSize: bake.rootVolumeSize ?? cfg.rootVolumeSize,
+    appDir: bake.appDir ? appDirectory(root, stack, bake.appDir) : undefined,
   };
+}
+
+/** kiln:bake.appDir, relative to the stack file; it must exist, or the bake would ship without the app. */
+function appDirectory(stackDir: string, stack: string, dir: string): string {
+  const full = path.resolve(stackDir, dir);
+  if (!fs.statSync(full, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new ConfigError(stack, [`kiln:bake.appDir ${JSON.stringify(dir)} is not a directory next to the stack file (${full})`]);
+  }
+  return full;
 }

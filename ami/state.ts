@@ -32,6 +32,8 @@ export interface BakeSettings {
   /** The builder terminates itself after this many minutes, even if the bake died with SIGKILL. */
   builderLifetimeMinutes: number;
   rootVolumeSize: number;
+  /** The application's directory (kiln:bake.appDir), absolute: uploaded as app/, its NN-*.sh run after kiln's scripts. */
+  appDir?: string;
   /** Seconds an instance may take to run, stop or terminate, and its security group to become deletable; default 600. */
   instanceTimeout?: number;
   /** First interval, ms, between AWS state polls (backing off to 6x); default 5000. Tests set a few ms. */

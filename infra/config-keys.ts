@@ -307,7 +307,8 @@ export const CONFIG_KEYS = {
     default: {},
     description:
       "How `npm run bake-ami` builds the image: instanceType, subnetId (needs a route for SSH from you; default: the first of kiln:subnetIds), " +
-      "baseImage (AMI id or SSM parameter; default: Amazon Linux 2023), sshCidr (default: your address), sshUser, keep (images kept, default 3), tags.",
+      "baseImage (AMI id or SSM parameter; default: Amazon Linux 2023), sshCidr (default: your address), sshUser, keep (images kept, default 3), " +
+      "appDir (your application: its NN-*.sh install it after kiln's scripts), tags.",
     schema: z.strictObject(
       {
         instanceType: instanceType.optional(),
@@ -320,12 +321,13 @@ export const CONFIG_KEYS = {
         sshUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "must be a user name such as ec2-user").optional(),
         keep: z.number().int().min(1, "must keep at least 1 image").max(100).optional(),
         rootVolumeSize: z.number().int().min(8).max(16_384).optional(),
+        appDir: z.string().min(1, "must name a directory").optional(),
         tags: z.record(z.string().min(1).max(128), z.string().max(256)).optional(),
       },
       {
         error: (issue) =>
           issue.code === "unrecognized_keys"
-            ? `has no setting ${issue.keys.join(", ")}: use instanceType, subnetId, baseImage, sshCidr, sshUser, keep, rootVolumeSize, tags`
+            ? `has no setting ${issue.keys.join(", ")}: use instanceType, subnetId, baseImage, sshCidr, sshUser, keep, rootVolumeSize, appDir, tags`
             : "must be a map of bake settings",
       },
     ),

@@ -18,7 +18,7 @@ export const stepPreparePayload: Step<BakeState> = {
     if (!state.architecture || !state.baseImageId) {
       throw new StepError(STEP, "the base image is not resolved yet", undefined, "resolve-base-image runs before this step");
     }
-    state.payloadDir = await preparePayload(state.root, state.architecture, defaultCacheDir(state.root));
+    state.payloadDir = await preparePayload(state.root, state.architecture, defaultCacheDir(state.root), state.settings.appDir);
     state.contentHash = contentHash(state.payloadDir, {
       // The stack is baked in (the CloudWatch agent ships to /kiln/<stack>/worker).
       stack: state.settings.stack,

@@ -16,18 +16,26 @@ export interface ProvisionScript {
   title: string;
 }
 
-/** The payload's provisioning scripts in the order they run (their number). */
+/**
+ * The payload's provisioning scripts in the order they run: kiln's (by number), then the
+ * application's own from kiln:bake.appDir (by number), so an application installs onto a host
+ * that already has the worker's user and directories.
+ */
 export function provisionScripts(payloadDir: string): ProvisionScript[] {
-  const dir = path.join(payloadDir, "scripts", "provision");
-  return fs
-    .readdirSync(dir)
-    .filter((f) => /^\d+-.+\.sh$/.test(f))
-    .sort()
-    .map((f) => {
-      const text = fs.readFileSync(path.join(dir, f), "utf8");
-      const title = /^# step: (.+)$/m.exec(text)?.[1]?.trim() ?? f;
-      return { file: `scripts/provision/${f}`, title };
-    });
+  const numbered = (rel: string, label: (title: string) => string) => {
+    const dir = path.join(payloadDir, rel);
+    if (!fs.existsSync(dir)) return [];
+    return fs
+      .readdirSync(dir)
+      .filter((f) => /^\d+-.+\.sh$/.test(f))
+      .sort()
+      .map((f) => {
+        const text = fs.readFileSync(path.join(dir, f), "utf8");
+        const title = /^# step: (.+)$/m.exec(text)?.[1]?.trim() ?? f;
+        return { file: `${rel}/${f}`, title: label(title) };
+      });
+  };
+  return [...numbered("scripts/provision", (t) => t), ...numbered("app", (t) => `application: ${t}`)];
 }
 
 /**
@@ -40,6 +48,8 @@ export function scriptEnv(state: BakeState): Record<string, string> {
   }
   return {
     KILN_PAYLOAD: remotePayloadDir(state.buildId),
+    // The application's directory (kiln:bake.appDir) as uploaded: its scripts install from here.
+    KILN_APP: `${remotePayloadDir(state.buildId)}/app`,
     KILN_STACK: state.settings.stack,
     KILN_REGION: state.settings.region,
     KILN_USER: INSTALL.user,
@@ -73,7 +83,7 @@ export const stepProvision: Step<BakeState> = {
           STEP,
           `${script.file} (${script.title}) exited ${r.code}`,
           undefined,
-          `its output is above; fix ami/${script.file} or the base image, and bake again (--on-error=abort keeps the builder to look at)`,
+          `its output is above; fix ${script.file.startsWith("app/") ? `kiln:bake.appDir's ${script.file.slice(4)}` : `ami/${script.file}`} or the base image, and bake again (--on-error=abort keeps the builder to look at)`,
         );
       }
       ctx.log(`[${i + 1}/${scripts.length}] done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

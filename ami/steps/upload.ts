@@ -40,7 +40,7 @@ export const stepUpload: Step<BakeState> = {
 
     if (!state.payloadDir) {
       ctx.log(`building the payload for ${hostArch}`);
-      state.payloadDir = await preparePayload(state.root, hostArch, defaultCacheDir(state.root)).catch((e: Error) => {
+      state.payloadDir = await preparePayload(state.root, hostArch, defaultCacheDir(state.root), state.settings.appDir).catch((e: Error) => {
         throw new StepError(STEP, `could not prepare the payload: ${e.message}`, undefined, "`npm run build:worker` must succeed, and npm must reach its registry for the Node runtime");
       });
     }

@@ -172,15 +172,30 @@ describe("bake-ami end to end (fake EC2, a real host over SSH)", function () {
     assert.deepEqual(fake.leftovers(), NO_LEFTOVERS);
   });
 
-  it("--target ssh provisions an existing host with the builder-side steps alone, touching no AWS API", async () => {
+  it("--target ssh provisions an existing host with the builder-side steps alone, the application included, touching no AWS API", async () => {
     const host = await BuilderHost.start({ user: "admin" });
+    // An application beside the stack file (kiln:bake.appDir): its numbered scripts install it.
+    const app = path.join(dir, "app");
+    fs.mkdirSync(app);
+    fs.writeFileSync(path.join(app, "worker.py"), "print('hello')\n");
+    fs.writeFileSync(
+      path.join(app, "10-install.sh"),
+      '#!/bin/sh\n# step: install the file processor\nset -eu\ninstall -d /opt/file-processor\ninstall -m 0644 "$KILN_APP/worker.py" /opt/file-processor/worker.py\necho "installed for $KILN_STACK"\n',
+    );
     try {
-      const { result, output } = await run(undefined, { target: "ssh", ssh: host.target(), adjustSteps: undefined });
+      const { result, output } = await run(undefined, {
+        target: "ssh",
+        ssh: host.target(),
+        adjustSteps: undefined,
+        settings: { sshTimeout: 20, appDir: app },
+      });
       assert.equal(result.exitCode, 0, output);
       assert.deepEqual(result.report!.steps.map((s) => `${s.name} ${s.status}`), [
         "wait-for-ssh done", "upload done", "provision done", "validate done", "clean done",
       ]);
       assert.match(output, /==> \[3\/5\] /);
+      assert.match(output, /provision: \[8\/8\] application: install the file processor\n[\s\S]*provision: installed for prod/);
+      assert.equal(fs.readFileSync(host.path("/opt/file-processor/worker.py"), "utf8"), "print('hello')\n");
       assert.match(output, /Provisioned 127\.0\.0\.1: the host now holds what the image would/);
       assert.equal(fs.readlinkSync(host.path("/etc/systemd/system/multi-user.target.wants/kiln-worker.service")), "/etc/systemd/system/kiln-worker.service");
       assert.equal(fs.existsSync(host.path("/home/admin/.ssh/authorized_keys")), false);
