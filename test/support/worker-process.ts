@@ -48,8 +48,16 @@ export function startWorker(flavour: Flavour, env: Record<string, string>, args 
 }
 
 /** A scratch file the record handler appends to; read as lines. */
+const recordDirs = new Set<string>();
+// A test that fails before its remove() still leaves nothing in /tmp once the run ends.
+process.once("exit", () => {
+  for (const dir of recordDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 export function recordFile(): { file: string; lines: () => string[]; remove: () => void } {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "kiln-record-")), "record.log");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-record-"));
+  recordDirs.add(dir);
+  const file = path.join(dir, "record.log");
   fs.writeFileSync(file, "");
   return {
     file,
