@@ -15,18 +15,6 @@ export interface BakeFlags {
   keep?: number;
 }
 
-interface BakeConfig {
-  instanceType?: string;
-  subnetId?: string;
-  baseImage?: string;
-  sshCidr?: string;
-  sshUser?: string;
-  keep?: number;
-  rootVolumeSize?: number;
-  appDir?: string;
-  tags?: Record<string, string>;
-}
-
 export const BAKE_DEFAULTS = {
   sshUser: "ec2-user",
   keep: 3,
@@ -45,7 +33,7 @@ export const BAKE_DEFAULTS = {
 export function bakeSettings(root: string, stack: string, flags: BakeFlags = {}): BakeSettings {
   const { raw } = readStackFile(root, stack);
   const cfg = parseStackConfig(stack, raw);
-  const bake = (cfg as unknown as { bake: BakeConfig }).bake ?? {};
+  const bake = cfg.bake;
   return {
     stack,
     region: flags.region ?? cfg.region,
