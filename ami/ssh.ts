@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import { NodeSSH } from "node-ssh";
 import type { SshTarget } from "./state";
+import { sleep } from "./sleep";
 
 /**
  * The SSH side of a bake, over node-ssh: connect before a wall-clock deadline, run a command with
@@ -229,17 +230,3 @@ async function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined
   }
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortReason(signal));
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortReason(signal!));
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}

@@ -2,6 +2,7 @@ import { DescribeInstancesCommand, EC2Client, Instance, InstanceStateName } from
 import { awsCall, isAwsError } from "../aws-errors";
 import type { BakeSettings } from "../state";
 import { StepError } from "../step";
+import { sleep } from "../sleep";
 
 export const DEFAULT_POLL_MS = 5000;
 export const DEFAULT_INSTANCE_TIMEOUT = 600;
@@ -31,21 +32,6 @@ export function throwIfAborted(step: string, signal: AbortSignal, doing: string)
   if (signal.aborted) throw new StepError(step, `interrupted before ${doing}`);
 }
 
-/** Resolves after `ms`, or rejects as soon as `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 /**
  * Calls `check` until it returns something other than undefined, backing off between calls, until a
