@@ -2,11 +2,12 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { bake, ec2Steps } from "../../ami/bake";
+import { ec2Steps } from "../../ami/bake";
 import type { BakeState } from "../../ami/state";
 import { Step } from "../../ami/step";
 import { readStackFile } from "../../infra/stack-file";
 import { FakeEc2, NO_LEFTOVERS } from "../support/fake-aws";
+import { bakeOnFake } from "../support/bake-on-fake";
 import { BuilderHost } from "../support/builder-host";
 import { REPO } from "../support/pulumi-harness";
 
@@ -40,28 +41,8 @@ describe("bake-ami leaves nothing behind, whichever step fails or is interrupted
   afterEach(() => fake.restore());
 
   /** The full bake with `name` replaced by `wrap(real)`, and the builder routed to the host. */
-  async function bakeWith(name: string, wrap: (real: Step<BakeState>) => Step<BakeState>, abort?: AbortController) {
-    let output = "";
-    const route: Step<BakeState> = {
-      name: "test-route-to-builder",
-      title: "(test) route the builder's address to the stand-in host",
-      run: async (state) => void (state.ssh &&= { ...host.target() }),
-    };
-    const result = await bake({
-      root: REPO,
-      stackDir: dir,
-      stack: "prod",
-      flags: { subnetId: fake.publicSubnetId },
-      clients: { ec2: fake.ec2, ssm: fake.ssm },
-      settings: { pollMs: 1, instanceTimeout: 5, imageTimeout: 5, sshTimeout: 20 },
-      manifest: path.join(dir, "manifest.json"),
-      abort,
-      adjustSteps: (steps) =>
-        steps.flatMap((s) => [s.name === name ? wrap(s) : s, ...(s.name === "run-builder" ? [route] : [])]),
-      out: { write: (t) => void (output += t) },
-    });
-    return { result, output };
-  }
+  const bakeWith = (name: string, wrap: (real: Step<BakeState>) => Step<BakeState>, abort?: AbortController) =>
+    bakeOnFake(fake, dir, () => host, { abort, wrap: (s) => (s.name === name ? wrap(s) : s) });
 
   function assertNothingLeft(output: string) {
     assert.deepEqual(fake.leftovers(), NO_LEFTOVERS, output);

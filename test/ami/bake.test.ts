@@ -2,11 +2,10 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { bake, BakeOptions, BakeResult } from "../../ami/bake";
-import type { BakeState } from "../../ami/state";
-import { Step } from "../../ami/step";
+import { BakeOptions, BakeResult } from "../../ami/bake";
 import { readStackFile } from "../../infra/stack-file";
 import { FakeEc2, NO_LEFTOVERS } from "../support/fake-aws";
+import { bakeOnFake } from "../support/bake-on-fake";
 import { BuilderHost } from "../support/builder-host";
 import { REPO } from "../support/pulumi-harness";
 
@@ -27,17 +26,6 @@ function stackDir(): string {
   return dir;
 }
 
-/** Points the builder the fake launched at the stand-in host: its port, its login. */
-function builderIsHost(host: () => BuilderHost | undefined): Step<BakeState> {
-  return {
-    name: "test-route-to-builder",
-    title: "(test) route the builder's address to the stand-in host",
-    async run(state) {
-      const h = host();
-      if (h && state.ssh) state.ssh = { ...h.target() };
-    },
-  };
-}
 
 interface Run {
   result: BakeResult;
@@ -58,25 +46,7 @@ describe("bake-ami end to end (fake EC2, a real host over SSH)", function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function run(host: BuilderHost | undefined, extra: Partial<BakeOptions> = {}): Promise<Run> {
-    let output = "";
-    const result = await bake({
-      root: REPO,
-      stackDir: dir,
-      stack: "prod",
-      flags: { subnetId: fake.publicSubnetId },
-      clients: { ec2: fake.ec2, ssm: fake.ssm },
-      settings: { pollMs: 1, instanceTimeout: 5, imageTimeout: 5, sshTimeout: 20 },
-      manifest: path.join(dir, "manifest.json"),
-      adjustSteps: (steps) => {
-        const i = steps.findIndex((s) => s.name === "run-builder");
-        return i < 0 ? steps : [...steps.slice(0, i + 1), builderIsHost(() => host), ...steps.slice(i + 1)];
-      },
-      out: { write: (t) => void (output += t) },
-      ...extra,
-    });
-    return { result, output };
-  }
+  const run = (host: BuilderHost | undefined, extra: Partial<BakeOptions> = {}): Promise<Run> => bakeOnFake(fake, dir, () => host, extra);
 
   it("bakes, records the image, tears everything down; then reuses it while nothing changed", async () => {
     const host = await BuilderHost.start({ user: "ec2-user" });
