@@ -32,7 +32,7 @@ import { FakeEc2Options, Tags } from "./ec2-model";
 import { ResourceApi } from "./ec2-resources";
 import { Ec2World } from "./ec2-world";
 import { FAKE_REGION } from "./fake-aws";
-import { InjectedFailures } from "./injected-failures";
+import { InjectedFailures, serveCall } from "./injected-failures";
 
 export { ec2Error, FAKE_ACCOUNT } from "./ec2-model";
 export type { FakeEc2Options } from "./ec2-model";
@@ -137,18 +137,9 @@ export class FakeEc2 extends Ec2World {
   handle<I>(service: Ec2FakeService, command: CommandClass<I>, handler: (input: I) => object | Promise<object>): void {
     const operation = command.name.replace(/Command$/, "");
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    this.stubs[service].on(command as any).callsFake(async (input: I) => {
-      const call: Ec2Call = { service, operation, input };
-      this.calls.push(call);
-      try {
-        this.onCall?.(call, this.calls.length - 1);
-        this.failures.throwFor(operation);
-        return { $metadata: { httpStatusCode: 200 }, ...(await handler(input)) };
-      } catch (e) {
-        call.error = e as Error;
-        throw e;
-      }
-    });
+    this.stubs[service].on(command as any).callsFake((input: I) =>
+      serveCall<Ec2Call>(this.calls, this.failures, { service, operation, input }, () => handler(input), this.onCall),
+    );
   }
 
   /**

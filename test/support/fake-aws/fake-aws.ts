@@ -4,7 +4,7 @@ import { GetParametersByPathCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { AwsStub, mockClient } from "aws-sdk-client-mock";
 import { FakeService } from "./errors";
 import { FakeParameterStore } from "./parameter-store";
-import { InjectedFailures } from "./injected-failures";
+import { InjectedFailures, serveCall } from "./injected-failures";
 
 export const FAKE_REGION = "ap-northeast-1";
 const CLIENT_CONFIG = { region: FAKE_REGION, credentials: { accessKeyId: "test", secretAccessKey: "test" } };
@@ -66,17 +66,9 @@ export class FakeAws {
   handle<I>(service: FakeService, command: CommandClass<I>, handler: (input: I) => object | Promise<object>): void {
     const operation = command.name.replace(/Command$/, "");
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    this.stubs[service].on(command as any).callsFake(async (input: I) => {
-      const call: FakeCall = { service, operation, input };
-      this.calls.push(call);
-      try {
-        this.failures.throwFor(operation);
-        return { $metadata: { httpStatusCode: 200 }, ...(await handler(input)) };
-      } catch (e) {
-        call.error = e as Error;
-        throw e;
-      }
-    });
+    this.stubs[service].on(command as any).callsFake((input: I) =>
+      serveCall<FakeCall>(this.calls, this.failures, { service, operation, input }, () => handler(input)),
+    );
   }
 
   /**

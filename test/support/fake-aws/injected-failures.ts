@@ -30,3 +30,25 @@ export class InjectedFailures {
     throw f.error;
   }
 }
+
+/**
+ * One call to a fake, served the way every fake serves it: recorded, shown to `onCall`, failed if a
+ * failure is due, else answered; a failed call keeps its error in the record.
+ */
+export async function serveCall<C extends { operation: string; error?: Error }>(
+  calls: C[],
+  failures: InjectedFailures,
+  call: C,
+  answer: () => object | Promise<object>,
+  onCall?: (call: C, index: number) => void,
+): Promise<object> {
+  calls.push(call);
+  try {
+    onCall?.(call, calls.length - 1);
+    failures.throwFor(call.operation);
+    return { $metadata: { httpStatusCode: 200 }, ...(await answer()) };
+  } catch (e) {
+    call.error = e as Error;
+    throw e;
+  }
+}
