@@ -65,17 +65,19 @@ describe("the AWS steps under the runner", () => {
     assert.deepEqual(fake.leftovers(), NO_LEFTOVERS);
   });
 
+  /** Every AWS call a clean run makes, with the step that makes it: what the two suites below break. */
+  let calls: Call[] = [];
+  before(async () => {
+    const probe = new FakeEc2();
+    try {
+      calls = (await bake(probe, fakeBakeState(probe))).calls;
+    } finally {
+      probe.restore();
+    }
+    assert.ok(calls.length > 15, `${calls.length} calls`);
+  });
+
   describe("with each call of the run failing in turn", () => {
-    let calls: Call[] = [];
-    before(async () => {
-      const probe = new FakeEc2();
-      try {
-        calls = (await bake(probe, fakeBakeState(probe))).calls;
-      } finally {
-        probe.restore();
-      }
-      assert.ok(calls.length > 15, `${calls.length} calls`);
-    });
 
     it("fail in the step that made the call, with its code, and leave nothing behind", async () => {
       for (const call of calls) {
@@ -97,15 +99,6 @@ describe("the AWS steps under the runner", () => {
   });
 
   describe("with Ctrl-C", () => {
-    let calls: Call[] = [];
-    before(async () => {
-      const probe = new FakeEc2();
-      try {
-        calls = (await bake(probe, fakeBakeState(probe))).calls;
-      } finally {
-        probe.restore();
-      }
-    });
 
     async function interrupted(trigger: (abort: AbortController) => Parameters<typeof bake>[2], what: string) {
       fake = new FakeEc2();
