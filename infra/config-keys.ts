@@ -223,6 +223,28 @@ export const CONFIG_KEYS = {
     schema: z.string(),
     example: "/opt/app/venv/bin/python3 /opt/app/worker.py",
   },
+  workerApp: {
+    type: "string",
+    default: "",
+    description:
+      "WORKER_APP: command starting a long-lived HTTP app (any language) on $PORT; each message is POSTed to it as Elastic Beanstalk's sqsd does, 200 = done. " +
+      "One process per MAX_WORKERS slot. Exactly one of this, workerHandler and workerCommand.",
+    schema: z.string(),
+    example: "/opt/file-processor/venv/bin/python3 /opt/file-processor/app.py",
+  },
+  workerAppHealthPath: {
+    type: "string",
+    default: "",
+    description: "WORKER_APP_HEALTH_PATH: path the app answers 2xx on once ready; empty: ready as soon as it answers HTTP at all.",
+    schema: z.string().regex(/^(\/[A-Za-z0-9._~!$&'()*+,;=:@%\/-]*)?$/, "must be a URL path such as /health").or(z.literal("")),
+    example: "/health",
+  },
+  workerAppStartTimeout: {
+    type: "integer",
+    default: WORKER_DEFAULTS.WORKER_APP_START_TIMEOUT,
+    description: "WORKER_APP_START_TIMEOUT: seconds an app process may take to become ready; never ready is a configuration error.",
+    schema: int(1, 3600, " of seconds"),
+  },
   acceptableLatency: {
     type: "integer",
     default: 600,

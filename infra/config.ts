@@ -164,6 +164,8 @@ const SDK_AND_RUNTIME_VARIABLES = [
   "AWS_CONFIG_FILE",
   "AWS_SHARED_CREDENTIALS_FILE",
   "NODE_OPTIONS",
+  // kiln gives each app process its own PORT (app mode).
+  "PORT",
 ];
 
 /** Tags kiln sets on everything: a user tag may not replace them. */
@@ -202,11 +204,13 @@ function crossChecks(raw: RawStackConfig, c: Partial<KilnConfig>): string[] {
         `${Math.ceil(c.avgProcessingMs! / 1000)} s or lower kiln:avgProcessingMs`,
     );
   }
-  if (!c.workerHandler === !c.workerCommand) {
+  const modes = (["workerHandler", "workerCommand", "workerApp"] as const).filter((k) => c[k]);
+  if (modes.length !== 1) {
     problems.push(
-      c.workerHandler
-        ? "kiln:workerHandler and kiln:workerCommand are both set: set exactly one"
-        : "neither kiln:workerHandler nor kiln:workerCommand is set: set exactly one (a JS module, or a command run per message)",
+      modes.length
+        ? `${modes.map(kiln).join(" and ")} are ${modes.length === 2 ? "both" : "all"} set: set exactly one`
+        : "none of kiln:workerHandler, kiln:workerCommand and kiln:workerApp is set: set exactly one " +
+            "(a JS module, a command run per message, or a long-lived HTTP app)",
     );
   }
 

@@ -54,7 +54,8 @@ export function workerVariables(
   cfg: Pick<
     KilnConfig,
     | "stack" | "sqsMaxMessages" | "sqsWaitTime" | "visibilityTimeout" | "processingTimeout" | "drainTimeout" | "retryDelay" | "logLevel"
-    | "maxWorkers" | "workerMaxMessages" | "workerMaxRssMb" | "workerMaxLifetime" | "workerHandler" | "workerCommand" | "env"
+    | "maxWorkers" | "workerMaxMessages" | "workerMaxRssMb" | "workerMaxLifetime" | "workerHandler" | "workerCommand"
+    | "workerApp" | "workerAppHealthPath" | "workerAppStartTimeout" | "env"
   >,
   refs: { queueUrl: pulumi.Input<string>; groupName: string; logGroupName: string },
 ): Record<string, pulumi.Input<string>> {
@@ -80,7 +81,10 @@ export function workerVariables(
     ["WORKER_MAX_LIFETIME", cfg.workerMaxLifetime],
     ["WORKER_HANDLER", cfg.workerHandler],
     ["WORKER_COMMAND", cfg.workerCommand],
+    ["WORKER_APP", cfg.workerApp],
+    ["WORKER_APP_HEALTH_PATH", cfg.workerAppHealthPath],
   ];
+  if (cfg.workerApp) vars.WORKER_APP_START_TIMEOUT = String(cfg.workerAppStartTimeout);
   for (const [name, value] of optional) if (value) vars[name] = String(value);
   return { ...cfg.env, ...vars };
 }

@@ -183,7 +183,7 @@ export function planFleet(options: LocalOptions): FleetPlan {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { workerVariables } = require("../infra/worker-environment") as typeof WorkerEnvironment;
       const stackVars = workerVariables(
-        { ...cfg, workerHandler: processor.kind === "handler" ? processor.what : "", workerCommand: processor.kind === "command" ? processor.what : "" },
+        { ...cfg, workerHandler: processor.kind === "handler" ? processor.what : "", workerCommand: processor.kind === "command" ? processor.what : "", workerApp: "" },
         { queueUrl, groupName: "", logGroupName: "" },
       );
       const env: Record<string, string> = {};

@@ -16,11 +16,16 @@ export const WORKER_VARIABLES = [
   "PROCESSING_TIMEOUT",
   "WORKER_HANDLER",
   "WORKER_COMMAND",
+  "WORKER_APP",
+  "WORKER_APP_PATH",
+  "WORKER_APP_HEALTH_PATH",
+  "WORKER_APP_START_TIMEOUT",
   "WORKER_MAX_MESSAGES",
   "WORKER_MAX_RSS_MB",
   "WORKER_MAX_LIFETIME",
   "WORKER_DRAIN_TIMEOUT",
   "WORKER_RETRY_DELAY",
+  "WORKER_SCALE_IN_TIMEOUT",
   "LOG_LEVEL",
   "KILN_STACK",
   "KILN_ASG_NAME",
@@ -39,6 +44,10 @@ export const WORKER_DEFAULTS = {
   WORKER_DRAIN_TIMEOUT: 60,
   /** Seconds before a failed message's first retry; doubled on each further receive (seeds: RETRY_DELAY=3). */
   WORKER_RETRY_DELAY: 3,
+  /** Path each message is POSTed to in app mode (Elastic Beanstalk sqsd's default HTTP path). */
+  WORKER_APP_PATH: "/",
+  /** Seconds an app process may take to answer its health check after it starts. */
+  WORKER_APP_START_TIMEOUT: 60,
   LOG_LEVEL: "info",
 } as const;
 
@@ -52,6 +61,12 @@ export const METRIC_PROCESSED = "MessagesProcessed";
 export const METRIC_FAILED = "MessagesFailed";
 export const METRIC_LATENCY = "ProcessingLatency";
 export const METRIC_WORKER_FAILURE = "WorkerFailure";
+
+/**
+ * Variables kiln gives every app process (app mode) besides the worker's own environment: the port it
+ * must listen on (127.0.0.1) and which of the worker's slots it serves.
+ */
+export const APP_PROCESS_VARIABLES = ["PORT", "KILN_APP_SLOT"] as const;
 
 /** Where user data leaves the pointers `kiln-worker env` needs at boot (SSM prefix, region). */
 export const INSTANCE_ENV_FILE = "/etc/kiln/instance.env";
