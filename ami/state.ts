@@ -1,6 +1,5 @@
-import type { EC2Client } from "@aws-sdk/client-ec2";
-import type { SSMClient } from "@aws-sdk/client-ssm";
 import type { NodeSSH } from "node-ssh";
+import type { BakeClients } from "./aws-clients";
 
 /** How to reach the host the provisioning steps (wait-for-ssh .. clean) run on. */
 export interface SshTarget {
@@ -46,7 +45,7 @@ export interface BakeState {
   settings: BakeSettings;
   /** Repository root: the bundle, scripts and stack files are found from here. */
   root: string;
-  clients: { ec2: EC2Client; ssm: SSMClient };
+  clients: BakeClients;
   /** Content hash of bundle, scripts, base image and bake settings (content-hash.ts). */
   contentHash?: string;
   /** Commit the bake was made from, tagged on the image as kiln:git-commit. */

@@ -11,6 +11,7 @@ import {
   StopInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { awsCall, isAwsError } from "../aws-errors";
+import { unabortable } from "../call-signal";
 import type { BakeState } from "../state";
 import { Step, StepError } from "../step";
 import { MANAGED_BY, TAG, tagList, tagSpec } from "./tags";
@@ -49,7 +50,7 @@ export const stepCreateImage: Step<BakeState> = {
 
     await awsCall(NAME, `stopping ${instanceId}`, () => ec2.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
     const stopped = await waitForInstance(ec2, instanceId, "stopped", {
-      ...instanceWaitOptions(NAME, s, ctx.signal),
+      ...instanceWaitOptions(NAME, s, ctx.signal, ctx.log),
       dead: ["shutting-down", "terminated"],
       timeoutHint: `${instanceId} did not stop: check it in the EC2 console`,
     });
@@ -58,8 +59,8 @@ export const stepCreateImage: Step<BakeState> = {
     const rootDeviceName = state.rootDeviceName ?? stopped?.RootDeviceName ?? "/dev/xvda";
     const tags = imageTags(state);
     throwIfAborted(NAME, ctx.signal, `creating image ${imageName}`);
-    // No abort signal on the call that creates: the image id must come back to be deregistered.
-    const created = await awsCall(NAME, `creating image ${imageName} from ${instanceId}`, () =>
+    // Ctrl-C waits for the call that creates (call-signal.ts): the image id must come back to be deregistered.
+    const created = await awsCall(NAME, `creating image ${imageName} from ${instanceId}`, () => unabortable(() =>
       ec2.send(
         new CreateImageCommand({
           InstanceId: instanceId,
@@ -70,7 +71,7 @@ export const stepCreateImage: Step<BakeState> = {
           ],
           TagSpecifications: [tagSpec("image", tags), tagSpec("snapshot", tags)],
         }),
-      ),
+      )),
     );
     const imageId = created.ImageId;
     state.imageId = imageId;
@@ -82,6 +83,7 @@ export const stepCreateImage: Step<BakeState> = {
       timeoutSeconds: s.imageTimeout,
       pollMs: s.pollMs ?? DEFAULT_POLL_MS,
       signal: ctx.signal,
+      onRetry: ctx.log,
       timeoutHint: `${imageId} is still pending: snapshots of large volumes take long; this bake deregisters it, bake again later`,
     });
 

@@ -1,5 +1,6 @@
 import { _InstanceType, DescribeImagesCommand, EC2Client, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { awsCall, isAwsError } from "../aws-errors";
+import { unabortable } from "../call-signal";
 import type { BakeState } from "../state";
 import { Step, StepError } from "../step";
 import { builderTags, tagSpec } from "./tags";
@@ -40,8 +41,8 @@ export const stepRunBuilder: Step<BakeState> = {
     const tags = builderTags(state);
 
     throwIfAborted(NAME, ctx.signal, "launching the builder");
-    // No abort signal on the call that creates: the instance's id must come back to be terminated.
-    const out = await awsCall(NAME, `launching a ${s.instanceType} builder from ${baseImageId} in ${s.subnetId}`, () =>
+    // Ctrl-C waits for the call that creates (call-signal.ts): the instance's id must come back to be terminated.
+    const out = await awsCall(NAME, `launching a ${s.instanceType} builder from ${baseImageId} in ${s.subnetId}`, () => unabortable(() =>
       ec2.send(
         new RunInstancesCommand({
           ImageId: baseImageId,
@@ -61,7 +62,7 @@ export const stepRunBuilder: Step<BakeState> = {
           UserData: Buffer.from(builderUserData(s.builderLifetimeMinutes)).toString("base64"),
           TagSpecifications: [tagSpec("instance", tags), tagSpec("volume", tags)],
         }),
-      ),
+      )),
     );
     const instanceId = out.Instances?.[0]?.InstanceId;
     state.instanceId = instanceId;
@@ -69,7 +70,7 @@ export const stepRunBuilder: Step<BakeState> = {
     ctx.log(`launched ${instanceId}; it ends itself after ${s.builderLifetimeMinutes} minutes`);
 
     const instance = await waitForInstance(ec2, instanceId, "running", {
-      ...instanceWaitOptions(NAME, s, ctx.signal),
+      ...instanceWaitOptions(NAME, s, ctx.signal, ctx.log),
       dead: ["shutting-down", "terminated", "stopping", "stopped"],
       deadHint:
         "the builder ended before it ran: see the state reason (capacity: another instance type or subnet; " +
@@ -84,7 +85,7 @@ export const stepRunBuilder: Step<BakeState> = {
 
   async cleanup(state, ctx) {
     if (!state.instanceId) return;
-    await terminateInstance(state.clients.ec2, state.instanceId, instanceWaitOptions(NAME, state.settings, ctx.signal));
+    await terminateInstance(state.clients.ec2, state.instanceId, instanceWaitOptions(NAME, state.settings, ctx.signal, ctx.log));
     ctx.log(`terminated ${state.instanceId}`);
   },
 };

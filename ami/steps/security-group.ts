@@ -8,6 +8,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { isIP } from "node:net";
 import { awsCall, isAwsError } from "../aws-errors";
+import { unabortable } from "../call-signal";
 import type { BakeState } from "../state";
 import { Step, StepError } from "../step";
 import { builderName, builderTags, tagSpec } from "./tags";
@@ -78,7 +79,8 @@ export function securityGroupStep(opts: SecurityGroupStepOptions = {}): Step<Bak
 
       const name = builderName(state);
       throwIfAborted(NAME, ctx.signal, `creating security group ${name}`);
-      const created = await awsCall(NAME, `creating security group ${name} in ${vpcId}`, () =>
+      // Ctrl-C waits for the call that creates (call-signal.ts): the group id must come back to be deleted.
+      const created = await awsCall(NAME, `creating security group ${name} in ${vpcId}`, () => unabortable(() =>
         ec2.send(
           new CreateSecurityGroupCommand({
             GroupName: name,
@@ -86,7 +88,7 @@ export function securityGroupStep(opts: SecurityGroupStepOptions = {}): Step<Bak
             VpcId: vpcId,
             TagSpecifications: [tagSpec("security-group", builderTags(state))],
           }),
-        ),
+        )),
       );
       state.securityGroupId = created.GroupId;
       if (!created.GroupId) throw new StepError(NAME, `CreateSecurityGroup returned no id for ${name}`, undefined, "bake again");
@@ -99,7 +101,7 @@ export function securityGroupStep(opts: SecurityGroupStepOptions = {}): Step<Bak
 
     async cleanup(state, ctx) {
       if (!state.securityGroupId) return;
-      await deleteSecurityGroup(state.clients.ec2, state.securityGroupId, instanceWaitOptions(NAME, state.settings, ctx.signal), ctx.log);
+      await deleteSecurityGroup(state.clients.ec2, state.securityGroupId, instanceWaitOptions(NAME, state.settings, ctx.signal, ctx.log), ctx.log);
       ctx.log(`deleted ${state.securityGroupId}`);
     },
   };
