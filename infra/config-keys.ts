@@ -55,6 +55,82 @@ const envMap = z.record(
   "must be a map of NAME: value",
 );
 
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+/**
+ * What EC2 takes as a KMS key for EBS (RunInstances' and CopyImage's KmsKeyId): "Key ID. For example,
+ * 1234abcd-12ab-34cd-56ef-1234567890ab. Key alias. For example, alias/ExampleAlias. Key ARN. ... Alias ARN."
+ * (multi-Region keys' ids start mrk-).
+ */
+const KMS_KEY = /^((mrk-[0-9a-f]{32})|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|alias\/[A-Za-z0-9/_-]{1,250}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key\/(mrk-[0-9a-f]{32}|[0-9a-f-]{36})|alias\/[A-Za-z0-9/_-]{1,250}))$/;
+const kmsKey = z.string().regex(KMS_KEY, "must be a KMS key id, alias/name, key ARN or alias ARN");
+const seconds = (min: number, max: number) => int(min, max, " of seconds").optional();
+
+export const BAKE_SETTINGS = [
+  "instanceType", "subnetId", "baseImage", "sshCidr", "sshUser", "sshInterface", "keep", "rootVolumeSize", "appDir", "tags",
+  "sshTimeout", "instanceTimeout", "imageTimeout", "requestTimeout", "builderLifetime",
+  "kmsKeyId", "copyRegions", "regionKmsKeyIds", "shareAccounts",
+] as const;
+
+/** kiln:bake: each setting on its own, then the rules that tie settings together (AWS's, quoted). */
+function bakeSchema() {
+  return z
+    .strictObject(
+      {
+        instanceType: instanceType.optional(),
+        subnetId: z.string().regex(SUBNET_ID, "must be a subnet id such as subnet-0123456789abcdef0").optional(),
+        baseImage: z
+          .string()
+          .regex(/^(ami-([0-9a-f]{8}|[0-9a-f]{17})|\/[A-Za-z0-9_.\/-]+)$/, "must be an AMI id or an SSM parameter path such as /aws/service/...")
+          .optional(),
+        sshCidr: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, "must be an IPv4 CIDR such as 203.0.113.0/24").optional(),
+        sshUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "must be a user name such as ec2-user").optional(),
+        // Packer's ssh_interface values, for the same three ways in.
+        sshInterface: z.enum(["public_ip", "private_ip", "session_manager"], "must be public_ip, private_ip or session_manager").optional(),
+        keep: z.number().int().min(1, "must keep at least 1 image").max(100).optional(),
+        rootVolumeSize: z.number().int().min(8).max(16_384).optional(),
+        appDir: z.string().min(1, "must name a directory").optional(),
+        tags: z.record(z.string().min(1).max(128), z.string().max(256)).optional(),
+        sshTimeout: seconds(10, 7200),
+        instanceTimeout: seconds(30, 3600),
+        imageTimeout: seconds(60, 86_400),
+        requestTimeout: seconds(5, 300),
+        builderLifetime: int(15, 1440, " of minutes").optional(),
+        kmsKeyId: kmsKey.optional(),
+        copyRegions: z.array(z.string().regex(REGION, "must be region names such as eu-west-1"), "must be a list of regions").optional(),
+        regionKmsKeyIds: z.record(z.string().regex(REGION, "keys must be region names such as eu-west-1"), kmsKey, "must be a map of region: KMS key").optional(),
+        shareAccounts: z.array(z.string().regex(/^\d{12}$/, "must be 12-digit AWS account ids"), "must be a list of account ids").optional(),
+      },
+      {
+        error: (issue) =>
+          issue.code === "unrecognized_keys" ? `has no setting ${issue.keys.join(", ")}: use ${BAKE_SETTINGS.join(", ")}` : "must be a map of bake settings",
+      },
+    )
+    .superRefine((b, ctx) => {
+      const regions = b.copyRegions ?? [];
+      const dup = regions.find((r, i) => regions.indexOf(r) !== i);
+      if (dup) ctx.addIssue({ code: "custom", path: ["copyRegions"], message: `names ${dup} twice` });
+      if (b.regionKmsKeyIds && !b.kmsKeyId) {
+        ctx.addIssue({ code: "custom", path: ["regionKmsKeyIds"], message: "needs kmsKeyId: the copies are encrypted with a customer managed key only when the image is" });
+      }
+      for (const r of Object.keys(b.regionKmsKeyIds ?? {})) {
+        if (!regions.includes(r)) ctx.addIssue({ code: "custom", path: ["regionKmsKeyIds"], message: `names ${r}, which is not in copyRegions` });
+      }
+      // A KMS key lives in one region, and CopyImage encrypts the copy in the destination region:
+      // "KmsKeyId: The identifier of the symmetric KMS key to use when creating encrypted volumes" there.
+      if (b.kmsKeyId && regions.length) {
+        const missing = regions.filter((r) => !b.regionKmsKeyIds?.[r]);
+        if (missing.length) {
+          ctx.addIssue({ code: "custom", path: ["regionKmsKeyIds"], message: `needs a KMS key for ${missing.join(", ")}: with kmsKeyId, every copy region needs its own key (alias/... or an ARN in that region)` });
+        }
+      }
+      // EC2 User Guide, sharing AMIs: "AMIs with volumes that are encrypted with an AWS managed key can't
+      // be shared. You can only share AMIs with volumes that are encrypted with a customer managed key."
+      if (b.shareAccounts?.length && !b.kmsKeyId) {
+        ctx.addIssue({ code: "custom", path: ["shareAccounts"], message: "needs kmsKeyId: an image encrypted with the AWS managed EBS key cannot be shared; use a customer managed key whose policy lets those accounts use it" });
+      }
+    });
+}
+
 export const CONFIG_KEYS = {
   amiId: {
     type: "string",
@@ -328,32 +404,11 @@ export const CONFIG_KEYS = {
     type: "object",
     default: {},
     description:
-      "How `npm run bake-ami` builds the image: instanceType, subnetId (needs a route for SSH from you; default: the first of kiln:subnetIds), " +
-      "baseImage (AMI id or SSM parameter; default: Amazon Linux 2023), sshCidr (default: your address), sshUser, keep (images kept, default 3), " +
-      "appDir (your application: its NN-*.sh install it after kiln's scripts), tags.",
-    schema: z.strictObject(
-      {
-        instanceType: instanceType.optional(),
-        subnetId: z.string().regex(SUBNET_ID, "must be a subnet id such as subnet-0123456789abcdef0").optional(),
-        baseImage: z
-          .string()
-          .regex(/^(ami-([0-9a-f]{8}|[0-9a-f]{17})|\/[A-Za-z0-9_.\/-]+)$/, "must be an AMI id or an SSM parameter path such as /aws/service/...")
-          .optional(),
-        sshCidr: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, "must be an IPv4 CIDR such as 203.0.113.0/24").optional(),
-        sshUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "must be a user name such as ec2-user").optional(),
-        keep: z.number().int().min(1, "must keep at least 1 image").max(100).optional(),
-        rootVolumeSize: z.number().int().min(8).max(16_384).optional(),
-        appDir: z.string().min(1, "must name a directory").optional(),
-        tags: z.record(z.string().min(1).max(128), z.string().max(256)).optional(),
-      },
-      {
-        error: (issue) =>
-          issue.code === "unrecognized_keys"
-            ? `has no setting ${issue.keys.join(", ")}: use instanceType, subnetId, baseImage, sshCidr, sshUser, keep, rootVolumeSize, appDir, tags`
-            : "must be a map of bake settings",
-      },
-    ),
-    example: "{subnetId: subnet-0123..., sshCidr: 203.0.113.0/24, keep: 3}",
+      "How `npm run bake-ami` builds the image (docs/bake.md lists every setting): instanceType, subnetId, baseImage, sshCidr, sshUser, sshInterface " +
+      "(public_ip, private_ip or session_manager), keep, rootVolumeSize, appDir, tags, the deadlines (sshTimeout, instanceTimeout, imageTimeout, " +
+      "requestTimeout, builderLifetime) and distribution (kmsKeyId, copyRegions, regionKmsKeyIds, shareAccounts).",
+    schema: bakeSchema(),
+    example: "{subnetId: subnet-0123..., sshInterface: session_manager, keep: 3}",
   },
   tags: {
     type: "object",
