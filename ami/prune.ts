@@ -189,7 +189,7 @@ export async function pruneImages(opts: PruneOptions): Promise<PruneReport> {
     if (id === currentImageId) reasons.push("the image of this bake");
     if (newest.has(id)) reasons.push(`one of the newest ${keep}`);
     if (image.State === "pending") reasons.push("still pending (another bake may be making it)");
-    else if (!complete(image) && !(Date.parse(image.CreationDate ?? "") < cutoff)) reasons.push("incomplete but recent (another bake may be finishing it)");
+    else if (image.State === "available" && !complete(image) && !(Date.parse(image.CreationDate ?? "") < cutoff)) reasons.push("incomplete but recent (another bake may be finishing it)");
     reasons.push(...(templates.get(id) ?? []).map((w) => `in ${w}`), ...(instances.get(id) ?? []).map((w) => `used by ${w}`));
     if (reasons.length) report.spared.push({ ...summary(image), reasons });
     else doomed.push(image);
