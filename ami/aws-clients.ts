@@ -17,7 +17,8 @@ type HttpHandlerOptions = NonNullable<Parameters<NodeHttpHandler["handle"]>[1]>;
  */
 export class BakeHttpHandler extends NodeHttpHandler {
   constructor(requestTimeoutMs: number) {
-    super({ requestTimeout: requestTimeoutMs, connectionTimeout: Math.min(requestTimeoutMs, 10_000) });
+    // Without throwOnRequestTimeout the handler only logs a warning and goes on waiting.
+    super({ requestTimeout: requestTimeoutMs, connectionTimeout: Math.min(requestTimeoutMs, 10_000), throwOnRequestTimeout: true });
   }
 
   override handle(request: Request, options: HttpHandlerOptions = {}) {

@@ -11,7 +11,7 @@ export function awsErrorCode(e: unknown): string | undefined {
   if ((err.$metadata !== undefined || err.$fault !== undefined) && err.name && err.name !== "Error") return err.name;
   if (typeof err.Code === "string") return err.Code;
   if (typeof err.code === "string") return err.code;
-  if (err.name === "CredentialsProviderError" || err.name === "TimeoutError") return err.name;
+  if (err.name === "CredentialsProviderError" || err.name === "TimeoutError" || err.name === "AbortError") return err.name;
   return undefined;
 }
 
