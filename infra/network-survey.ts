@@ -1,9 +1,9 @@
 import {
-  DescribeRouteTablesCommand,
   DescribeSubnetsCommand,
   DescribeVpcAttributeCommand,
-  DescribeVpcEndpointsCommand,
   EC2Client,
+  paginateDescribeRouteTables,
+  paginateDescribeVpcEndpoints,
   RouteTable,
   Subnet,
   VpcEndpoint,
@@ -17,6 +17,9 @@ import {
  */
 export const WORKER_INTERFACE_SERVICES = ["sqs", "ssm", "ssmmessages", "ec2messages", "logs", "monitoring", "autoscaling", "kms"] as const;
 export type WorkerService = (typeof WORKER_INTERFACE_SERVICES)[number] | "s3";
+
+/** Endpoint states in which it serves nothing. */
+const GONE = ["deleted", "deleting", "failed", "rejected", "expired"];
 
 export const endpointServiceName = (region: string, service: WorkerService) => `com.amazonaws.${region}.${service}`;
 
@@ -73,9 +76,10 @@ export async function surveyNetwork(
   const vpcId = vpcs[0];
 
   const tables = await routeTables(ec2, vpcId, subnetIds);
-  const endpoints = (
-    (await ec2.send(new DescribeVpcEndpointsCommand({ Filters: [{ Name: "vpc-id", Values: [vpcId] }] }))).VpcEndpoints ?? []
-  ).filter((e) => !["deleted", "deleting", "failed", "rejected", "expired"].includes(String(e.State).toLowerCase()));
+  const endpoints: VpcEndpoint[] = [];
+  for await (const page of paginateDescribeVpcEndpoints({ client: ec2 }, { Filters: [{ Name: "vpc-id", Values: [vpcId] }] })) {
+    endpoints.push(...(page.VpcEndpoints ?? []).filter((e) => !GONE.includes(String(e.State).toLowerCase())));
+  }
   // Endpoints this stack made earlier are the ones it would make again, not someone else's.
   const others = endpoints.filter((e) => !e.Tags?.some((t) => t.Key === "kiln:stack" && t.Value === opts.stack));
 
@@ -123,24 +127,22 @@ export async function surveyNetwork(
     }
   }
 
-  const endpointSubnetIds = [...new Map(surveyed.map((s) => [s.availabilityZone, s.subnetId])).values()];
+  const firstPerZone = new Map<string, string>();
+  for (const s of surveyed) if (!firstPerZone.has(s.availabilityZone)) firstPerZone.set(s.availabilityZone, s.subnetId);
+  const endpointSubnetIds = [...firstPerZone.values()];
   return { survey: { vpcId, subnets: surveyed, missingInterfaceServices, routeTablesWithoutS3, endpointSubnetIds }, problems };
 }
 
 /** Each subnet's route table: its own association, or else the VPC's main table. */
 async function routeTables(ec2: EC2Client, vpcId: string, subnetIds: string[]): Promise<Map<string, RouteTable>> {
-  const explicit = (
-    await ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: "association.subnet-id", Values: subnetIds }] }))
-  ).RouteTables ?? [];
-  const main = (
-    await ec2.send(
-      new DescribeRouteTablesCommand({ Filters: [{ Name: "vpc-id", Values: [vpcId] }, { Name: "association.main", Values: ["true"] }] }),
-    )
-  ).RouteTables?.[0];
+  const tables: RouteTable[] = [];
+  for await (const page of paginateDescribeRouteTables({ client: ec2 }, { Filters: [{ Name: "vpc-id", Values: [vpcId] }] })) {
+    tables.push(...(page.RouteTables ?? []));
+  }
+  const main = tables.find((t) => t.Associations?.some((a) => a.Main));
   const out = new Map<string, RouteTable>();
   for (const id of subnetIds) {
-    const own = explicit.find((t) => t.Associations?.some((a) => a.SubnetId === id));
-    const table = own ?? main;
+    const table = tables.find((t) => t.Associations?.some((a) => a.SubnetId === id)) ?? main;
     if (!table) throw new Error(`${vpcId} has no main route table and ${id} no route table of its own`);
     out.set(id, table);
   }

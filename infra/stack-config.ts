@@ -56,7 +56,15 @@ export async function loadDeployment(ec2 = defaultEc2Client()): Promise<Deployme
     const [net, img] = await Promise.all([
       surveyNetwork(ec2, cfg.subnetIds, { stack, region: cfg.region, vpcEndpoints: cfg.vpcEndpoints }),
       inspectWorkerImage(ec2, cfg.amiId, { stack, region: cfg.region, rootVolumeSize: cfg.rootVolumeSize }),
-    ]);
+    ]).catch((e: Error & { $metadata?: unknown }) => {
+      // An AWS answer (no permission, throttled, no credentials): one line that says which check and why.
+      throw new pulumi.RunError(
+        `kiln could not check the stack's subnets and image in ${cfg.region} before deploying: ${e.name}: ${e.message}` +
+          (e.name === "UnauthorizedOperation" || e.name === "AccessDenied" || e.name === "AccessDeniedException"
+            ? " (the deploying identity needs ec2:DescribeSubnets, DescribeRouteTables, DescribeVpcEndpoints, DescribeVpcAttribute and DescribeImages)"
+            : ""),
+      );
+    });
     const problems = [...net.problems, ...img.problems];
     if (problems.length > 0) throw new ConfigError(stack, problems);
     const secretEnv = Object.fromEntries(Object.entries(cfg.secretEnv).map(([k, v]) => [k, pulumi.secret(v)]));
