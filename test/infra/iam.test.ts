@@ -326,6 +326,49 @@ describe("the worker role's least privilege, evaluated by iam-simulate", functio
     });
   });
 
+  describe("the queue's senders (kiln:queueSenders)", () => {
+    const OTHER_ACCOUNT = "210987654321";
+    const senders = [
+      "arn:aws:s3:::kiln-uploads",
+      `arn:aws:events:${REGION}:${ACCOUNT}:rule/nightly-batch`,
+      `arn:aws:sns:${REGION}:${ACCOUNT}:uploads`,
+      OTHER_ACCOUNT,
+    ];
+    let policy: any;
+    let queue: string;
+
+    before(async () => {
+      const cfg = account.stackConfig(STACK);
+      cfg.values["kiln:queueSenders"] = JSON.stringify(senders);
+      const withSenders = await runStack(STACK, cfg, account.fakeAws());
+      const main = withSenders.ofType("aws:sqs/queue:Queue").find((q) => !q.name.endsWith("-dlq"))!;
+      queue = main.state.arn;
+      policy = JSON.parse(withSenders.ofType("aws:sqs/queuePolicy:QueuePolicy").find((p) => p.inputs.queueUrl === main.state.url)!.inputs.policy);
+    });
+
+    const send = (principal: string, context: Record<string, string> = {}, identity: { name: string; policy: any }[] = []) =>
+      decide({ principal, action: "sqs:SendMessage", resource: queue, context, resourcePolicy: policy }, identity);
+    const mayAllSend = [{ name: "producer", policy: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "sqs:SendMessage", Resource: "*" }] } }];
+
+    it("lets each named AWS service send on behalf of the named resource only", async () => {
+      const s3 = { "aws:SourceAccount": ACCOUNT };
+      assert.equal(await send("s3.amazonaws.com", { ...s3, "aws:SourceArn": "arn:aws:s3:::kiln-uploads" }), "Allowed");
+      assert.equal(await send("s3.amazonaws.com", { ...s3, "aws:SourceArn": "arn:aws:s3:::someone-elses-bucket" }), "ImplicitlyDenied");
+      assert.equal(await send("s3.amazonaws.com", { "aws:SourceArn": "arn:aws:s3:::kiln-uploads", "aws:SourceAccount": OTHER_ACCOUNT }), "ImplicitlyDenied", "a same-named bucket in another account");
+      assert.equal(await send("events.amazonaws.com", { "aws:SourceArn": senders[1] }), "Allowed");
+      assert.equal(await send("events.amazonaws.com", { "aws:SourceArn": `arn:aws:events:${REGION}:${ACCOUNT}:rule/other` }), "ImplicitlyDenied");
+      assert.equal(await send("sns.amazonaws.com", { "aws:SourceArn": senders[2] }), "Allowed");
+      assert.equal(await send("sns.amazonaws.com", { "aws:SourceArn": senders[1] }), "ImplicitlyDenied", "another service's resource");
+    });
+
+    it("lets a named account's principals send, as their own IAM allows, and no other account's", async () => {
+      assert.equal(await send(`arn:aws:iam::${OTHER_ACCOUNT}:role/Producer`, {}, mayAllSend), "Allowed");
+      assert.equal(await send(`arn:aws:iam::${OTHER_ACCOUNT}:role/Producer`, {}, []), "ImplicitlyDenied", "their IAM must allow it too");
+      assert.equal(await send("arn:aws:iam::333333333333:role/Producer", {}, mayAllSend), "ImplicitlyDenied");
+      assert.equal(await send(`arn:aws:iam::${OTHER_ACCOUNT}:role/Producer`, { "aws:SecureTransport": "false" }, mayAllSend), "ExplicitlyDenied");
+    });
+  });
+
   it("names only actions and condition keys that exist (iam-data)", async () => {
     const documents = { "worker role": rolePolicy, "stack key": keyPolicy, "work queue": queuePolicy };
     for (const [name, doc] of Object.entries(documents)) {
