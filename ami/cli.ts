@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError } from "../infra/config";
+import { reportConfigError } from "../infra/config-errors";
 import { bake, BakeOptions, readKeyFile } from "./bake";
 
 export const USAGE = `usage: npm run bake-ami -- --stack <stack> [options]
@@ -32,8 +32,8 @@ against an existing host, for debugging provisioning scripts (Packer's null buil
   --target ssh --host <host> [--port 22] [--user root] --key <private key file>
   The clean step removes the host's SSH host keys and authorized_keys: use a throwaway host.
 
-exit codes: 0 baked or reused, 1 failed, 2 bad usage or stack config, 3 image made and recorded but
-cleanup incomplete (the summary lists what is left; --reap removes builders), 130 interrupted
+exit codes: 0 baked or reused, 1 failed, 2 bad usage, 3 image made and recorded but cleanup incomplete
+(the summary lists what is left; --reap removes builders), 78 stack config error, 130 interrupted
 
 docs/bake.md describes every step, setting and flag.`;
 
@@ -152,7 +152,9 @@ export async function main(argv: string[], root = path.resolve(__dirname, ".."))
   try {
     return (await bake(opts)).exitCode;
   } catch (e) {
-    if (e instanceof ConfigError || /is not a stack name|Pulumi\.[^ ]+\.yaml/.test((e as Error).message)) {
+    const code = reportConfigError("bake-ami", e, (t) => void process.stderr.write(t));
+    if (code !== undefined) return code;
+    if (/is not a stack name|Pulumi\.[^ ]+\.yaml/.test((e as Error).message)) {
       process.stderr.write(`bake-ami: ${(e as Error).message}\n`);
       return 2;
     }

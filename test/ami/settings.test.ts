@@ -33,7 +33,7 @@ describe("bake settings", () => {
       fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), text.replace("sshCidr: 203.0.113.0/24", "sshCidr: anywhere"));
       assert.throws(() => bakeSettings(dir, "prod"), /kiln:bake\.sshCidr must be an IPv4 CIDR such as 203\.0\.113\.0\/24 \(got/);
       fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), text.replace("keep: 3", "keepImages: 3"));
-      assert.throws(() => bakeSettings(dir, "prod"), /kiln:bake .*keepImages/);
+      assert.throws(() => bakeSettings(dir, "prod"), /kiln:bake\.keepImages is not a setting of kiln:bake: did you mean keep\?/);
       assert.throws(() => bakeSettings(dir, "staging"), /staging/);
       fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), text.replace("keep: 3", "keep: 3\n    appDir: file-processor"));
       assert.throws(() => bakeSettings(dir, "prod"), /kiln:bake\.appDir "file-processor" is not a directory next to the stack file/);
