@@ -7,11 +7,10 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import { Consumer as SqsConsumer } from "sqs-consumer";
-import * as os from "node:os";
 import * as path from "node:path";
 import { Consumer } from "../worker/consumer";
 import { WORKER_DEFAULTS } from "../worker/contract";
-import { HandlerPool } from "../worker/handler-pool";
+import { HandlerPool, handlerThreads } from "../worker/handler-pool";
 import { createLogger } from "../worker/log";
 import { VISIBILITY_TIMEOUT_S, Workload, workloadHandler } from "./messages";
 
@@ -70,7 +69,7 @@ async function prepareKiln(s: ContenderSetup): Promise<RunningContender> {
   const pool = new HandlerPool({
     modulePath: KILN_WORKLOAD,
     maxWorkers: s.inFlight,
-    threads: Math.min(s.inFlight, os.availableParallelism()),
+    threads: handlerThreads(s.inFlight),
     abortGraceMs: 5_000,
     log: createLogger("silent"),
     env: { ...process.env, BENCH_WORKLOAD: s.workload },
