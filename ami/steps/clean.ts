@@ -42,6 +42,6 @@ export const stepClean: Step<BakeState> = {
     state.connection = undefined;
     ctx.log("SSH session closed: the builder accepts no more logins");
     // Nothing goes over SSH any more: the tunnel would only see the builder stop under it in create-image.
-    await closeTunnel(state, STEP, ctx.log).catch((e: Error) => ctx.log(`the Session Manager session is still open (${e.message}); ssm-tunnel's cleanup tries again`));
+    await closeTunnel(state, STEP, ctx.log);
   },
 };

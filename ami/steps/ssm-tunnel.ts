@@ -103,9 +103,10 @@ export const stepSsmTunnel: Step<BakeState> = {
 };
 
 /**
- * Stops the plugin, then ends the session (as Packer does once its plugin returns). Each part is
- * forgotten once undone, so a second call (the clean step closes the tunnel early, this step's cleanup
- * makes sure) does only what is left.
+ * Stops the plugin, then ends the session (as Packer does once its plugin returns, and as it does,
+ * reports a session it could not end without failing for it). Each part is forgotten once done, so a
+ * second call (the clean step closes the tunnel early, this step's cleanup makes sure) does only what
+ * is left.
  */
 export async function closeTunnel(state: BakeState, step: string, log: (line: string) => void): Promise<void> {
   const tunnel = state.tunnel;
@@ -119,10 +120,14 @@ export async function closeTunnel(state: BakeState, step: string, log: (line: st
   }
   if (tunnel.sessionId) {
     const sessionId = tunnel.sessionId;
-    await awsCall(step, `ending Session Manager session ${sessionId}`, () => state.clients.ssm.send(new TerminateSessionCommand({ SessionId: sessionId })), {
-      AccessDeniedException: `end it yourself (Systems Manager → Session Manager → Session history), or grant ssm:TerminateSession; it also ends when the builder is terminated`,
-    });
-    log(`ended session ${sessionId}`);
+    try {
+      await awsCall(step, `ending Session Manager session ${sessionId}`, () => state.clients.ssm.send(new TerminateSessionCommand({ SessionId: sessionId })));
+      log(`ended session ${sessionId}`);
+    } catch (e) {
+      // Not left behind: a session lives no longer than its instance's agent, and the builder is stopped
+      // (create-image) or terminated (run-builder's cleanup) next; the plugin's SIGINT already told the agent.
+      log(`could not end session ${sessionId} (${(e as Error).message}); it ends with the builder. To end sessions yourself, grant ssm:TerminateSession (docs/bake.md)`);
+    }
     tunnel.sessionId = undefined;
   }
   state.tunnel = undefined;

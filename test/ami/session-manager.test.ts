@@ -286,6 +286,17 @@ describe("bake-ami over Session Manager (moto, a fake Session Manager and plugin
     await assertNothingLeft(run);
   });
 
+  it("a refused TerminateSession is reported, not counted as left behind: the session ends with the builder", async () => {
+    sessions.fail("TerminateSession", "AccessDeniedException", "User: arn:aws:iam::123456789012:user/baker is not authorized to perform: ssm:TerminateSession", 5);
+    const run = await bakeOver({ wrap: (s) => (s.name === "upload" ? failing(s) : s) });
+    assert.equal(run.result.exitCode, 1, run.output);
+    assert.match(run.output, /Failed in upload: stopped before upload \(test\)/);
+    assert.match(run.output, /ssm-tunnel: could not end session kiln-test-\w+ \(.*AccessDeniedException.*\); it ends with the builder/);
+    assert.deepEqual(run.result.report!.leftBehind, []);
+    const builder = (await clients.ec2.send(new DescribeInstancesCommand({ InstanceIds: [run.result.state.instanceId!] }))).Reservations![0].Instances![0];
+    assert.equal(builder.State?.Name, "terminated");
+  });
+
   it("an older plugin (1.2.497.0 and before) gets the answer on its command line, as the AWS CLI gives it", async () => {
     plugin.restore();
     plugin = installFakePlugin(sessions, { version: "1.2.497.0" });
