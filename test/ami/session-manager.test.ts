@@ -286,6 +286,21 @@ describe("bake-ami over Session Manager (moto, a fake Session Manager and plugin
     await assertNothingLeft(run);
   });
 
+  it("--on-error=abort keeps the builder and its profile, ends the tunnel, and says how to open one again", async () => {
+    const run = await bakeOver({ onError: "abort", wrap: (s) => (s.name === "upload" ? failing(s) : s) });
+    assert.equal(run.result.exitCode, 1, run.output);
+    const login =
+      /log in with: aws ssm start-session --region ap-northeast-1 --target (i-\w+) --document-name AWS-StartPortForwardingSession --parameters portNumber=22,localPortNumber=2222, then in another terminal: ssh -i (\S+) -p 2222 ec2-user@127\.0\.0\.1/.exec(run.output);
+    assert.ok(login, run.output);
+    fs.rmSync(login[2]);
+    assert.equal(login[1], run.result.state.instanceId);
+    assert.match(run.output, /, instance profile kiln-builder-[\w-]+\./);
+    // The plugin is this process's child: it is stopped, and its session ended, whatever is kept.
+    assert.equal(only().status, "Terminated");
+    const builder = (await clients.ec2.send(new DescribeInstancesCommand({ InstanceIds: [login[1]] }))).Reservations![0].Instances![0];
+    assert.equal(builder.State?.Name, "running", "kept for debugging");
+  });
+
   it("a refused TerminateSession is reported, not counted as left behind: the session ends with the builder", async () => {
     sessions.fail("TerminateSession", "AccessDeniedException", "User: arn:aws:iam::123456789012:user/baker is not authorized to perform: ssm:TerminateSession", 5);
     const run = await bakeOver({ wrap: (s) => (s.name === "upload" ? failing(s) : s) });

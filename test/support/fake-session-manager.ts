@@ -1,46 +1,27 @@
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
-import * as os from "node:os";
-import * as path from "node:path";
 import { DescribeInstancesCommand, EC2Client, Instance } from "@aws-sdk/client-ec2";
 import { GetInstanceProfileCommand, GetRolePolicyCommand, IAMClient, ListRolePoliciesCommand } from "@aws-sdk/client-iam";
+import { alive, FakeDataChannel, FakeSession } from "./fake-ssm-data-channel";
 import { Moto, MOTO_REGION } from "./moto";
+
+export type { FakeSession } from "./fake-ssm-data-channel";
+export { installFakePlugin } from "./fake-ssm-data-channel";
 
 /**
  * Session Manager for the bake's tests, the part moto 5.2.1 lacks (DescribeInstanceInformation,
  * StartSession, TerminateSession) and nothing else: an SSM endpoint on 127.0.0.1 that answers those
  * three in SSM's JSON protocol and passes every other SSM call to moto, plus the data channel
- * (ssmmessages) the fake session-manager-plugin connects to. A session to an instance's port 22 ends at
- * the sshd `route` names for it (the debootstrap test host's).
+ * (ssmmessages, fake-ssm-data-channel.ts) the fake session-manager-plugin connects to. A session to
+ * an instance's port 22 ends at the sshd `route` names for it (the debootstrap test host's).
  *
  * The agent on an instance comes online the way AWS's does: only for an instance moto runs, with an
  * instance profile whose role lets the agent register (ssm:UpdateInstanceInformation, ssmmessages:*),
  * and after `agentOnlineAfter` polls have seen it absent. `agent` makes it never register, or lose
  * its connection. Any of the three calls can be failed on demand.
  */
-export const FAKE_PLUGIN_VERSION = "1.2.707.0";
-/** Where the fake plugin finds the data channel (what DNS for ssmmessages.<region>.amazonaws.com is to the real one). */
-export const DATA_CHANNEL_ENV = "KILN_FAKE_SSMMESSAGES";
-
 const AGENT_ACTIONS = ["ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"];
-
-export interface FakeSession {
-  id: string;
-  token: string;
-  target: string;
-  document: string;
-  parameters: Record<string, string[]>;
-  reason?: string;
-  status: "Connected" | "Terminated";
-  /** The plugin that opened the data channel: its pid, the endpoint it was given, whether the token was on its command line. */
-  plugin?: { pid: number; endpoint: string; tokenOnCommandLine: boolean };
-  /** Connections carried to the instance's port. */
-  connections: number;
-  control?: net.Socket;
-  data: Set<net.Socket>;
-}
 
 type AgentMode = "online" | "never" | "connection-lost";
 
@@ -58,11 +39,11 @@ export class FakeSessionManager {
   private readonly failures: { action: string; code: string; message: string; times: number }[] = [];
   private readonly ec2: EC2Client;
   private readonly iam: IAMClient;
+  private channel!: FakeDataChannel;
 
   private constructor(
     private readonly moto: Moto,
     private readonly http: http.Server,
-    private readonly channel: net.Server,
   ) {
     this.ec2 = new EC2Client(moto.client());
     this.iam = new IAMClient(moto.client());
@@ -71,10 +52,9 @@ export class FakeSessionManager {
   static async start(moto: Moto): Promise<FakeSessionManager> {
     let fake!: FakeSessionManager;
     const server = http.createServer((req, res) => fake.serve(req, res));
-    const channel = net.createServer((socket) => fake.accept(socket));
-    fake = new FakeSessionManager(moto, server, channel);
+    fake = new FakeSessionManager(moto, server);
+    fake.channel = await FakeDataChannel.start(fake.sessions, fake.routes);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    await new Promise<void>((resolve) => channel.listen(0, "127.0.0.1", resolve));
     return fake;
   }
 
@@ -83,9 +63,9 @@ export class FakeSessionManager {
     return `http://127.0.0.1:${(this.http.address() as net.AddressInfo).port}`;
   }
 
-  /** The data channel's address, for DATA_CHANNEL_ENV. */
+  /** The data channel's address, for the fake plugin (installFakePlugin). */
   get dataChannel(): string {
-    return `127.0.0.1:${(this.channel.address() as net.AddressInfo).port}`;
+    return this.channel.address;
   }
 
   /** Sessions to `instanceId` reach this port on 127.0.0.1 (its sshd). */
@@ -105,7 +85,7 @@ export class FakeSessionManager {
 
   /** Forgets sessions, routes, polls and failures, and goes back to an agent that comes online. */
   reset(): void {
-    for (const s of this.sessions.values()) this.close(s);
+    for (const s of this.sessions.values()) FakeDataChannel.close(s);
     this.sessions.clear();
     this.routes.clear();
     this.polls.clear();
@@ -120,7 +100,7 @@ export class FakeSessionManager {
     this.reset();
     this.http.closeAllConnections();
     await new Promise((r) => this.http.close(r));
-    await new Promise((r) => this.channel.close(r));
+    await this.channel.stop();
     this.ec2.destroy();
     this.iam.destroy();
   }
@@ -245,17 +225,11 @@ export class FakeSessionManager {
 
   private async terminateSession(input: Record<string, unknown>): Promise<object> {
     const id = input.SessionId as string | undefined;
-    if (!id) throw new SsmError("ValidationException", "SessionId is required");
+    // AWS: SessionId, required, 1 to 96 characters; TerminateSession's only error of its own is InternalServerError.
+    if (!id || id.length > 96) throw new SsmError("ValidationException", "SessionId must be 1 to 96 characters");
     const session = this.sessions.get(id);
-    if (session) this.close(session);
+    if (session) FakeDataChannel.close(session);
     return { SessionId: id };
-  }
-
-  /** Ends a session as the service does: its channels close, and the plugin carrying it exits. */
-  private close(session: FakeSession): void {
-    session.status = "Terminated";
-    session.control?.end();
-    for (const d of session.data) d.destroy();
   }
 
   private async instances(ids: string[] | undefined): Promise<Instance[]> {
@@ -284,56 +258,6 @@ export class FakeSessionManager {
     const grants = (action: string) => allowed.some((a) => a === action || a === "*" || (a.endsWith("*") && action.startsWith(a.slice(0, -1))));
     return AGENT_ACTIONS.every(grants);
   }
-
-  /**
-   * The data channel, line-framed: the plugin opens it with `OPEN <session> <token> <pid> <endpoint>`
-   * (answered `OK <target> <portNumber> <localPortNumber>`, the session's properties, as the real
-   * handshake gives them), then carries each local connection on its own `DATA <session>` socket.
-   */
-  private accept(socket: net.Socket): void {
-    socket.on("error", () => undefined);
-    let head = Buffer.alloc(0);
-    const onData = (chunk: Buffer): void => {
-      head = Buffer.concat([head, chunk]);
-      const nl = head.indexOf(10);
-      if (nl < 0) return;
-      socket.removeListener("data", onData);
-      const [verb, id, ...rest] = head.subarray(0, nl).toString("utf8").split(" ");
-      const after = head.subarray(nl + 1);
-      const session = this.sessions.get(id);
-      const refuse = (why: string): void => void socket.end(`ERR ${why}\n`);
-      if (!session || session.status !== "Connected") return refuse(`session ${id} is not open`);
-      if (verb === "OPEN") {
-        const [token, pid, endpoint] = rest;
-        if (session.plugin) return refuse("the session's token was used already");
-        if (token !== session.token) return refuse("the token does not match the session");
-        session.plugin = { pid: Number(pid), endpoint, tokenOnCommandLine: commandLine(Number(pid)).includes(session.token) };
-        session.control = socket;
-        socket.on("close", () => {
-          session.control = undefined;
-          for (const d of session.data) d.destroy();
-        });
-        socket.write(`OK ${session.target} ${session.parameters.portNumber[0]} ${session.parameters.localPortNumber?.[0] ?? "0"}\n`);
-        return;
-      }
-      if (verb !== "DATA") return refuse(`unknown verb ${verb}`);
-      const port = this.routes.get(session.target);
-      if (!session.control || !port) return refuse("the session has no plugin, or its target no route");
-      const upstream = net.connect({ host: "127.0.0.1", port });
-      session.connections++;
-      session.data.add(socket);
-      upstream.on("error", () => socket.destroy());
-      socket.on("close", () => {
-        session.data.delete(socket);
-        upstream.destroy();
-      });
-      upstream.on("close", () => socket.destroy());
-      if (after.length) upstream.write(after);
-      socket.pipe(upstream);
-      upstream.pipe(socket);
-    };
-    socket.on("data", onData);
-  }
 }
 
 class SsmError extends Error {
@@ -343,50 +267,4 @@ class SsmError extends Error {
   ) {
     super(message);
   }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function commandLine(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-  } catch {
-    return "";
-  }
-}
-
-/**
- * Puts the fake session-manager-plugin first on PATH (a wrapper that runs
- * fake-session-manager-plugin.ts with this Node), pointed at `fake`'s data channel. `restore` puts
- * PATH and the environment back.
- */
-export function installFakePlugin(fake: FakeSessionManager, opts: { version?: string } = {}): { dir: string; restore(): void } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-fake-plugin-"));
-  const script = path.join(__dirname, "fake-session-manager-plugin.ts");
-  fs.writeFileSync(
-    path.join(dir, "session-manager-plugin"),
-    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --require ${JSON.stringify(require.resolve("tsx/cjs"))} ${JSON.stringify(script)} "$@"\n`,
-    { mode: 0o755 },
-  );
-  const saved = { PATH: process.env.PATH, channel: process.env[DATA_CHANNEL_ENV], version: process.env.KILN_FAKE_PLUGIN_VERSION };
-  process.env.PATH = `${dir}${path.delimiter}${process.env.PATH ?? ""}`;
-  process.env[DATA_CHANNEL_ENV] = fake.dataChannel;
-  process.env.KILN_FAKE_PLUGIN_VERSION = opts.version ?? FAKE_PLUGIN_VERSION;
-  return {
-    dir,
-    restore() {
-      const put = (k: string, v: string | undefined) => (v === undefined ? delete process.env[k] : (process.env[k] = v));
-      put("PATH", saved.PATH);
-      put(DATA_CHANNEL_ENV, saved.channel);
-      put("KILN_FAKE_PLUGIN_VERSION", saved.version);
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
