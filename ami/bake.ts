@@ -185,7 +185,7 @@ export async function bake(opts: BakeOptions): Promise<BakeResult> {
   }
   if (report.failure && !report.interrupted && opts.onError === "abort" && state.instanceId) {
     // The plugin is this process's child and dies with it: end its session now; printKept says how to open another.
-    await closeTunnel(state, stepSsmTunnel.name, (l) => print(`    ${stepSsmTunnel.name}: ${l}\n`)).catch((e: Error) => print(`    ${stepSsmTunnel.name}: ${e.message}\n`));
+    await closeTunnel(state, stepSsmTunnel.name, (l) => print(`    ${stepSsmTunnel.name}: ${l}\n`));
     printKept(opts, state, print);
   }
   if (opts.json) {
