@@ -60,7 +60,7 @@ function statusBlock(s: FleetStatus): string[] {
   return [
     row("backlog", `${s.queue.visible}` + (s.queue.delayed ? `  (+${s.queue.delayed} delayed)` : "")),
     row("in flight", String(s.queue.inFlight)),
-    row("processed", `${s.processed}  (${Math.round(s.perMinute)}/min)`),
+    row("processed", `${s.processed}  (${Math.round(s.perMinute)}/min over the last 20 s)`),
     row("failures", `${s.retries} handler failures, ${s.dlq} in the DLQ`),
     row("workers", `${workers(s)}  (running/desired)`),
     row("ETA", eta(s)),

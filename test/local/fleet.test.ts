@@ -2,7 +2,8 @@ import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import { desiredCapacity } from "../../infra/scaling-rule";
 import { LocalFleet, startLocalFleet } from "../../local/fleet";
-import { LocalOptions } from "../../local/plan";
+import * as fs from "node:fs";
+import { LocalOptions, UsageError } from "../../local/plan";
 import { FleetResult } from "../../local/summary";
 import { eventually } from "../support/sqs";
 import { answers, captureIo, isAlive, quickOptions, scratch, workerLog } from "./support";
@@ -129,16 +130,28 @@ describe("the local fleet (npm run local), in process", function () {
   });
 
   it("stops on a worker configuration error instead of restarting into it", async () => {
-    const { fleet, io } = await start({ messages: 30, handler: path.join(tmp.dir, "missing-handler.js") });
+    const { fleet, io } = await start({ messages: 30, env: { SQS_MAX_MESSAGES: "50" } });
     const result = await fleet.done;
 
     assert.equal(result.exitCode, 78);
     assert.match(result.error ?? "", /configuration error \(exit 78\)/);
-    assert.match(io.errors(), /WORKER_HANDLER cannot be loaded from .*missing-handler\.js/);
+    assert.match(io.errors(), /SQS_MAX_MESSAGES must be a whole number from 1 to 10/);
     assert.equal(io.errors().trim().split("\n").length, 2, `one reason, one worker line: ${io.errors()}`);
     assert.equal(result.restarts, 0);
     assert.ok(result.workerPids.length <= 2, "no restart loop");
     await assertCleanedUp(result);
+  });
+
+  it("refuses a handler, command or app that is not there before starting anything", async () => {
+    const cases: [Partial<LocalOptions>, RegExp][] = [
+      [{ handler: path.join(tmp.dir, "missing-handler.js") }, /^--handler: .*missing-handler\.js does not exist$/],
+      [{ command: "no-such-program --flag" }, /^--command: no-such-program is not on PATH/],
+      [{ app: "./missing-app.sh" }, /^--app: \.\/missing-app\.sh does not exist or is not executable/],
+    ];
+    for (const [over, message] of cases) {
+      await assert.rejects(start({ messages: 10, ...over }), (e: Error) => e instanceof UsageError && message.test(e.message), JSON.stringify(over));
+    }
+    assert.equal(fs.existsSync(path.join(tmp.dir, "workers.log")), false, "no worker log: nothing started");
   });
 
   it("restarts a worker that crashed or recycled, as systemd would", async () => {
