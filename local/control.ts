@@ -17,6 +17,8 @@ export interface LocalStatus {
   rates: { processed5?: number; processed15?: number; failed15?: number };
   scaling: { min: number; max: number; target: number; desired: number };
   workers: { id: string; pid?: number; state: string; startedAt: number }[];
+  /** The run so far: the most messages waiting at once, and worker-seconds spent (instance-hours, locally). */
+  history: { peakBacklog: number; workerSeconds: number; peakWorkers: number };
 }
 
 /** What the fleet lets the control API do. */

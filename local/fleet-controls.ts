@@ -15,7 +15,7 @@ export interface FleetInternals {
   /** Shared with the fleet's tick, which leaves the desired count alone while paused. */
   paused: { on: boolean; desired: number };
   endpoint: string;
-  counts(): { processed: number; failed: number; queue: QueueDepth; dlqDepth: QueueDepth };
+  counts(): { processed: number; failed: number; queue: QueueDepth; dlqDepth: QueueDepth; history: LocalStatus["history"] };
   phase(): string;
   /** Called after an operator changed the desired count: announce it and start or stop workers. */
   changed(): void;
@@ -54,6 +54,7 @@ export function fleetControls(f: FleetInternals): LocalControls {
         },
         scaling: { min: scaling.min, max: scaling.max, target: scaling.target, desired: f.scaler.desired },
         workers: f.workers.list(),
+        history: c.history,
       };
     },
     scale(desired) {

@@ -132,6 +132,9 @@ export async function startLocalFleet(options: LocalOptions, io: FleetIo): Promi
   let exitCode = 0;
   let error: string | undefined;
   let tickFailures = 0;
+  /** What `kiln plan` reads of the run so far. */
+  const history = { peakBacklog: 0, workerSeconds: 0 };
+  let lastTickAt = startedAt;
   let ticking = false;
   const paused = { on: false, desired: 0 };
   let announced = 0;
@@ -176,6 +179,10 @@ export async function startLocalFleet(options: LocalOptions, io: FleetIo): Promi
     try {
       await readQueues();
       tickFailures = 0;
+      const now = Date.now();
+      history.peakBacklog = Math.max(history.peakBacklog, total(main));
+      history.workerSeconds += (workers.running * (now - lastTickAt)) / 1000;
+      lastTickAt = now;
       if (phase === "running") {
         if (!paused.on) scaler.decide(main.visible, Date.now());
         announceScaling();
@@ -202,7 +209,7 @@ export async function startLocalFleet(options: LocalOptions, io: FleetIo): Promi
     rates,
     paused,
     endpoint: server.endpoint,
-    counts: () => ({ processed: throughput.total, failed: retries, queue: main, dlqDepth: dlqDepth }),
+    counts: () => ({ processed: throughput.total, failed: retries, queue: main, dlqDepth, history: { ...history, peakWorkers: workers.peak } }),
     phase: () => phase,
     changed: () => {
       announceScaling();
