@@ -11,7 +11,8 @@ export async function alarmsFiring(c: AwsClients, prefix: string): Promise<Alarm
     const page = await awsCall("reading the stack's alarms", () =>
       c.cloudwatch.send(new DescribeAlarmsCommand({ AlarmNamePrefix: prefix, StateValue: "ALARM", AlarmTypes: ["MetricAlarm", "CompositeAlarm"], NextToken })),
     );
-    for (const a of [...(page.MetricAlarms ?? []), ...(page.CompositeAlarms ?? [])]) {
+    // Filtered here too: some endpoints apply only one of the request's filters.
+    for (const a of [...(page.MetricAlarms ?? []), ...(page.CompositeAlarms ?? [])].filter((x) => x.StateValue === "ALARM" && x.AlarmName?.startsWith(prefix))) {
       alarms.push({ name: a.AlarmName!, state: a.StateValue!, reason: a.StateReason, since: a.StateUpdatedTimestamp?.toISOString() });
     }
     NextToken = page.NextToken;

@@ -19,7 +19,9 @@ export interface StatusReport {
 
 /** Everything `status` shows, read in parallel. */
 export async function readStatus(fleet: OpsFleet): Promise<StatusReport> {
-  const [queues, stats, throughput, group, alarms] = await Promise.all([fleet.queues(), fleet.queueStats(), fleet.throughput(), fleet.group(), fleet.alarms()]);
+  // The queues first: when the stack is not there, that is the one thing to say.
+  const queues = await fleet.queues();
+  const [stats, throughput, group, alarms] = await Promise.all([fleet.queueStats(), fleet.throughput(), fleet.group(), fleet.alarms()]);
   const messages = backlog(stats.main);
   const rate = throughput.processed5 || throughput.processed15 || undefined;
   return {
