@@ -78,12 +78,14 @@ exit: 0 processed, 3 failed or not processed within --timeout.`,
     const sentAt = Date.now();
     const body = str(ctx.values, "body") ?? JSON.stringify({ kiln: "smoke", id: smokeId, sentAt: new Date(sentAt).toISOString() });
     const { url } = await fleet.queues();
+    // The local fleet's workers log at debug whatever the stack says; on AWS the stack's level rules.
+    const perMessageLines = fleet.kind === "local" || atLeast("debug", parseLevel(cfg.logLevel));
+    // The metric counts a minute at a time: what this minute already holds is not our message.
+    const baseline = !perMessageLines && fleet instanceof AwsFleet ? await processedSince(fleet, sentAt) : 0;
     const sent = await awsCall("sending the smoke message", () =>
       fleet.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body, MessageAttributes: { [SMOKE_ATTRIBUTE]: { DataType: "String", StringValue: smokeId } } })),
     );
     const messageId = sent.MessageId!;
-    // The local fleet's workers log at debug whatever the stack says; on AWS the stack's level rules.
-    const perMessageLines = fleet.kind === "local" || atLeast("debug", parseLevel(cfg.logLevel));
     ctx.say(
       `${fleet.where}\nsent smoke message ${messageId}; waiting up to ${duration(timeout)} for ` +
         (perMessageLines ? "a worker's processed line for it" : `the processed metric (kiln:logLevel ${cfg.logLevel} does not log each message)`),
@@ -100,7 +102,7 @@ exit: 0 processed, 3 failed or not processed within --timeout.`,
       } else if (failed) {
         result = { ok: false, messageId, smokeId, seconds, evidence: "log", error: failed.err ?? failed.msg, detail: `a worker failed it after ${duration(seconds)}: ${failed.err ?? failed.msg}; it is retried and ends in the DLQ after kiln:maxReceiveCount (${cfg.maxReceiveCount}) receives` };
       } else if (!perMessageLines && fleet instanceof AwsFleet) {
-        const n = await processedSince(fleet, sentAt);
+        const n = (await processedSince(fleet, sentAt)) - baseline;
         if (n > 0) result = { ok: true, messageId, smokeId, seconds, evidence: "metric", detail: `the workers reported ${n} message(s) processed since the send, and no failure of it (metric evidence, not this message by name)` };
       }
       if (result) break;
