@@ -152,7 +152,13 @@ export class DeployedStack {
 
   /** A launch template whose user data carries the digest of the parameters as they are now. */
   async redeployTemplate(): Promise<void> {
-    const params = (await this.ssm.send(new GetParametersByPathCommand({ Path: this.names.ssmPrefix }))).Parameters!.map((p) => ({ name: p.Name!, type: p.Type!, version: p.Version! }));
+    const params: { name: string; type: string; version: number }[] = [];
+    let NextToken: string | undefined;
+    do {
+      const page = await this.ssm.send(new GetParametersByPathCommand({ Path: this.names.ssmPrefix, NextToken }));
+      params.push(...page.Parameters!.map((p) => ({ name: p.Name!, type: p.Type!, version: p.Version! })));
+      NextToken = page.NextToken;
+    } while (NextToken);
     const userData = renderUserData({ ssmPrefix: this.names.ssmPrefix, region: this.cfg().region, envDigest: envDigest(this.names.ssmPrefix, params) });
     const lt = await this.ec2.send(
       new CreateLaunchTemplateCommand({
