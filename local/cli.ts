@@ -157,6 +157,9 @@ export function parseLocalArgs(argv: string[]): LocalOptions | "help" {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // The SDK's notice that it will need Node 22 from 2027, printed by this process's own SQS client
+  // on Node 20: the README says it once. Other warnings still show.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   let options: LocalOptions | "help";
   try {
     options = parseLocalArgs(argv);
