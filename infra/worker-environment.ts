@@ -11,6 +11,8 @@ export interface WorkerEnvironmentArgs {
   plain: Record<string, pulumi.Input<string>>;
   /** Variables stored as SecureString parameters; their values must be secret Outputs. */
   secret: Record<string, pulumi.Output<string>>;
+  /** The stack's own KMS key, which only the worker role may decrypt with (never aws/ssm). */
+  keyArn: pulumi.Input<string>;
   tags: Record<string, string>;
 }
 
@@ -30,7 +32,14 @@ export class WorkerEnvironment extends pulumi.ComponentResource {
     const declare = (variable: string, value: pulumi.Input<string>, type: "String" | "SecureString") =>
       new aws.ssm.Parameter(
         `${name}-${variable}`,
-        { name: `${args.prefix}${variable}`, type, tier: "Standard", value, tags: args.tags },
+        {
+          name: `${args.prefix}${variable}`,
+          type,
+          tier: "Standard",
+          value,
+          keyId: type === "SecureString" ? args.keyArn : undefined,
+          tags: args.tags,
+        },
         { parent: this },
       );
 
@@ -53,7 +62,8 @@ export class WorkerEnvironment extends pulumi.ComponentResource {
 export function workerVariables(
   cfg: Pick<
     KilnConfig,
-    | "stack" | "sqsMaxMessages" | "sqsWaitTime" | "visibilityTimeout" | "processingTimeout" | "drainTimeout" | "retryDelay" | "logLevel"
+    | "stack" | "sqsMaxMessages" | "sqsWaitTime" | "visibilityTimeout" | "processingTimeout" | "drainTimeout" | "scaleInTimeout"
+    | "retryDelay" | "logLevel"
     | "maxWorkers" | "workerMaxMessages" | "workerMaxRssMb" | "workerMaxLifetime" | "workerHandler" | "workerCommand"
     | "workerApp" | "workerAppHealthPath" | "workerAppStartTimeout" | "env"
   >,
@@ -66,6 +76,7 @@ export function workerVariables(
     SQS_VISIBILITY_TIMEOUT: String(cfg.visibilityTimeout),
     PROCESSING_TIMEOUT: String(cfg.processingTimeout),
     WORKER_DRAIN_TIMEOUT: String(cfg.drainTimeout),
+    WORKER_SCALE_IN_TIMEOUT: String(cfg.scaleInTimeout),
     WORKER_RETRY_DELAY: String(cfg.retryDelay),
     LOG_LEVEL: cfg.logLevel,
     KILN_STACK: cfg.stack,

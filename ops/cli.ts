@@ -1,4 +1,4 @@
-import { ConfigError } from "../infra/config";
+import { reportConfigError } from "../infra/config-errors";
 import { GLOBAL_HELP, parseFlags } from "./args";
 import type { Command, CommandContext } from "./command";
 import { COMMANDS } from "./commands";
@@ -84,7 +84,8 @@ export async function main(argv: string[], io: OpsIo, env: NodeJS.ProcessEnv = p
     if (e instanceof UsageError) return err(e.message), EXIT.USAGE;
     if (e instanceof NotFoundError) return err(e.message), EXIT.NOT_FOUND;
     if (e instanceof CallFailed) return err(e.message), EXIT.FAILED;
-    if (e instanceof ConfigError) return err(e.message), EXIT.CONFIG;
+    const config = reportConfigError("kiln", e, (t) => void io.err.write(t));
+    if (config !== undefined) return config;
     err(`${command.name} failed unexpectedly: ${(e as Error).stack ?? String(e)}`);
     return EXIT.FAILED;
   } finally {

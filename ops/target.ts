@@ -1,5 +1,5 @@
 import * as fs from "node:fs";
-import { KilnConfig, parseStackConfig } from "../infra/config";
+import { ConfigError, KilnConfig, parseStackConfig } from "../infra/config";
 import { readStackFile } from "../infra/stack-file";
 import { findLocalFleet, localStateDir } from "../local/control-state";
 import { ROOT } from "../local/plan";
@@ -57,6 +57,7 @@ export function loadStack(g: Globals): KilnConfig {
   try {
     raw = readStackFile(g.stackDir, g.stack).raw;
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new UsageError(`--stack ${g.stack}: ${(e as Error).message}`);
   }
   return parseStackConfig(g.stack, raw);

@@ -17,7 +17,7 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "run":
-      return runWorker({ selfCheck: rest.includes("--self-check") });
+      return runWorker({ selfCheck: rest.includes("--self-check"), catchUncaught: true });
     case "env":
     case "report-failure": {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
