@@ -18,6 +18,10 @@ export function printHeader(view: LiveView, plan: FleetPlan, endpoint: string, q
     : `${plan.processor.kind} ${plan.processor.kind === "handler" ? shown(plan.processor.what) : plan.processor.what}` +
       ({ handler: "", command: " (through sh -c, body on stdin; its output goes to the log file)", app: " (its output goes to the log file)" } as const)[plan.processor.kind];
   const fails = failingCount(bodies);
+  // The stack's own handler, command or app is a path on an instance: say what stands in for it.
+  const stackOwn = plan.processor.demo
+    ? ([["workerApp", "--app"], ["workerCommand", "--command"], ["workerHandler", "--handler"]] as const).find(([k]) => cfg[k])
+    : undefined;
   view.print(
     [
       `kiln local: stack ${options.stack} (${shown(plan.stackFile)}), embedded SQS at ${endpoint} (${cfg.region})`,
@@ -28,6 +32,7 @@ export function printHeader(view: LiveView, plan: FleetPlan, endpoint: string, q
       `  cooldowns: scale out ${seconds(scaling.scaleOutCooldownMs)}, scale in ${seconds(scaling.scaleInCooldownMs)}; ` +
         `retry delay ${plan.retryDelay} s; crashed workers restart after ${seconds(plan.restartDelayMs)}, ` +
         `${plan.crashLimit} crashes within ${seconds(plan.crashWindowMs)} stop the fleet (stack time ×${options.speed})`,
+      ...(stackOwn ? [`  the stack's kiln:${stackOwn[0]} (${cfg[stackOwn[0]]}) runs on an instance; here the demo handler stands in (${stackOwn[1]} runs yours)`] : []),
       `  ${processor}; ${bodies.length} demo message${bodies.length === 1 ? "" : "s"}` +
         (fails ? `, ${fails} asked to fail` : "") +
         (options.rate ? ` at ${options.rate}/s` : "") +

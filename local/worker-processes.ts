@@ -207,7 +207,8 @@ export class WorkerProcesses extends EventEmitter<WorkerProcessesEvents> {
     else if (entry.msg === "draining" && entry.why) w.why = entry.why;
     else if (entry.msg === "stopped" && (entry.exitCode === EXIT.DRAINED || entry.exitCode === EXIT.SCALED_IN)) w.drained = true;
     if (entry.level === "fatal" || entry.level === "error") {
-      w.lastError = entry.err ? `${entry.msg}: ${entry.err}` : entry.msg;
+      // Its first line: an error's stack belongs in the log file, not in the live view.
+      w.lastError = (entry.err ? `${entry.msg}: ${entry.err}` : entry.msg)?.split("\n")[0];
     }
   }
 
