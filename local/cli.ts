@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { reportConfigError } from "../infra/config-errors";
+import { describeParseError } from "../ops/args";
 import type { LocalFleet } from "./fleet";
 import { DEFAULT_OPTIONS, DEMO_FAIL_RATE, LocalOptions, MAX_MESSAGES, UsageError } from "./plan";
 
@@ -104,12 +105,7 @@ export function parseLocalArgs(argv: string[]): LocalOptions | "help" {
   try {
     values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
   } catch (e) {
-    const err = e as Error & { code?: string };
-    const flag = /'(-[^' ]+)/.exec(err.message)?.[1];
-    if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw new UsageError(`unknown flag ${flag ?? ""} (see --help)`);
-    if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") throw new UsageError(`${flag ?? "a flag"} needs a value (see --help)`);
-    if (err.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") throw new UsageError(`unexpected argument ${flag ?? /'([^']*)'/.exec(err.message)?.[1] ?? ""}: every setting is a --flag (see --help)`);
-    throw new UsageError(err.message);
+    throw new UsageError(describeParseError(e));
   }
   if (values.help) return "help";
 

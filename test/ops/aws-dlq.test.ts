@@ -1,8 +1,7 @@
 import { strict as assert } from "node:assert";
 import { DeleteMessageBatchCommand, Message, ReceiveMessageCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { Moto, startMoto } from "../support/moto";
 import { eventually } from "../support/sqs";
-import { DeployedStack, useTestCredentials } from "./support/deployed-stack";
+import { DeployedStack, deployedStackSuite } from "./support/deployed-stack";
 
 const LETTERS = [
   { body: '{"file":"a.pdf"}', attrs: { tenant: "t1" }, error: "OCR timed out after 120 s" },
@@ -12,20 +11,8 @@ const LETTERS = [
 
 describe("kiln dlq against a deployed stack (moto, move tasks faked)", function () {
   this.timeout(120_000);
-  let moto: Moto;
-  let stack: DeployedStack;
-  let restore: () => void;
-
-  before(async () => {
-    restore = useTestCredentials();
-    moto = await startMoto();
-    stack = await DeployedStack.deploy(moto);
-  });
-  after(async () => {
-    await stack?.stop();
-    await moto?.stop();
-    restore?.();
-  });
+  let stack!: DeployedStack;
+  deployedStackSuite((s) => (stack = s));
 
   async function fillDlq(): Promise<string[]> {
     const out = await stack.sqs.send(

@@ -4,27 +4,14 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
 import { PutParameterCommand } from "@aws-sdk/client-ssm";
-import { Moto, startMoto } from "../support/moto";
-import { DeployedStack, STACK, useTestCredentials } from "./support/deployed-stack";
+import { DeployedStack, deployedStackSuite, STACK } from "./support/deployed-stack";
 
 type Check = { name: string; status: string; detail: string };
 
 describe("kiln doctor against a deployed stack (moto; EC2 quotas and refresh faked)", function () {
   this.timeout(120_000);
-  let moto: Moto;
-  let stack: DeployedStack;
-  let restore: () => void;
-
-  before(async () => {
-    restore = useTestCredentials();
-    moto = await startMoto();
-    stack = await DeployedStack.deploy(moto);
-  });
-  after(async () => {
-    await stack?.stop();
-    await moto?.stop();
-    restore?.();
-  });
+  let stack!: DeployedStack;
+  deployedStackSuite((s) => (stack = s));
 
   const doctor = async () => {
     const r = await stack.run(["doctor", "--json"]);

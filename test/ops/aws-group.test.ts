@@ -1,25 +1,12 @@
 import { strict as assert } from "node:assert";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { readStackFile } from "../../infra/stack-file";
-import { Moto, startMoto } from "../support/moto";
-import { DeployedStack, STACK, useTestCredentials } from "./support/deployed-stack";
+import { DeployedStack, deployedStackSuite, STACK } from "./support/deployed-stack";
 
 describe("kiln scale, pause, resume and rollout against a deployed stack (moto, instance refresh faked)", function () {
   this.timeout(120_000);
-  let moto: Moto;
-  let stack: DeployedStack;
-  let restore: () => void;
-
-  before(async () => {
-    restore = useTestCredentials();
-    moto = await startMoto();
-    stack = await DeployedStack.deploy(moto);
-  });
-  after(async () => {
-    await stack?.stop();
-    await moto?.stop();
-    restore?.();
-  });
+  let stack!: DeployedStack;
+  deployedStackSuite((s) => (stack = s));
 
   const group = async () => (await stack.autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [stack.names.groupName] }))).AutoScalingGroups![0];
 

@@ -2,9 +2,8 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { Moto, startMoto } from "../support/moto";
 import { eventually } from "../support/sqs";
-import { DeployedStack, STACK, useTestCredentials } from "./support/deployed-stack";
+import { DeployedStack, deployedStackSuite, STACK } from "./support/deployed-stack";
 import { startShippedWorker } from "./support/shipped-worker";
 
 function setLogLevel(stack: DeployedStack, level: string): void {
@@ -16,20 +15,8 @@ function setLogLevel(stack: DeployedStack, level: string): void {
 
 describe("kiln smoke and logs against a deployed stack (moto, a real worker shipping its log)", function () {
   this.timeout(180_000);
-  let moto: Moto;
-  let stack: DeployedStack;
-  let restore: () => void;
-
-  before(async () => {
-    restore = useTestCredentials();
-    moto = await startMoto();
-    stack = await DeployedStack.deploy(moto);
-  });
-  after(async () => {
-    await stack?.stop();
-    await moto?.stop();
-    restore?.();
-  });
+  let stack!: DeployedStack;
+  deployedStackSuite((s) => (stack = s));
 
   it("smoke at log level debug: the worker's processed line for the message, exit 0; a failure, exit 3 at once", async () => {
     setLogLevel(stack, "debug");

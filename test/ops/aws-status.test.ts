@@ -2,19 +2,14 @@ import { strict as assert } from "node:assert";
 import { PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { AwsFault } from "../support/fake-aws/aws-proxy";
-import { Moto, startMoto } from "../support/moto";
-import { DeployedStack, useTestCredentials } from "./support/deployed-stack";
+import { DeployedStack, deployedStackSuite } from "./support/deployed-stack";
 
 describe("kiln status, eta and plan against a deployed stack (moto)", function () {
   this.timeout(120_000);
-  let moto: Moto;
-  let stack: DeployedStack;
-  let restore: () => void;
+  let stack!: DeployedStack;
+  deployedStackSuite((s) => (stack = s));
 
   before(async () => {
-    restore = useTestCredentials();
-    moto = await startMoto();
-    stack = await DeployedStack.deploy(moto);
     // 1,250 waiting, the oldest 7 minutes; the workers processed 200 a minute for 15 minutes.
     for (let i = 0; i < 1250; i += 10) {
       await stack.sqs.send(new SendMessageBatchCommand({ QueueUrl: stack.queueUrl, Entries: Array.from({ length: 10 }, (_, j) => ({ Id: String(j), MessageBody: `{"n":${i + j}}` })) }));
@@ -29,11 +24,6 @@ describe("kiln status, eta and plan against a deployed stack (moto)", function (
     );
     await stack.setAlarm("ALARM");
     stack.refresh.add({ group: stack.names.groupName, status: "InProgress", percentage: 40, instancesToUpdate: 1 });
-  });
-  after(async () => {
-    await stack?.stop();
-    await moto?.stop();
-    restore?.();
   });
 
   it("status: depths, oldest age, processed a minute from the workers' counts, ETA, instances, refresh, alarms", async () => {

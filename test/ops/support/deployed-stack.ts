@@ -20,7 +20,7 @@ import { AwsProxy } from "../../support/fake-aws/aws-proxy";
 import { FakeEc2Quotas } from "../../support/fake-aws/ec2-quotas";
 import { FakeInstanceRefresh } from "../../support/fake-aws/instance-refresh";
 import { FakeMessageMoveTasks } from "../../support/fake-aws/message-move-tasks";
-import { Moto } from "../../support/moto";
+import { Moto, startMoto } from "../../support/moto";
 import { REPO } from "../../support/pulumi-harness";
 import { kiln, KilnRun } from "./run-kiln";
 
@@ -214,6 +214,28 @@ export class DeployedStack {
     await this.proxy.stop();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A moto server and a deployed stack for a suite's tests, made before them and removed after; the
+ * operator's credentials set meanwhile. `ready` is given the stack.
+ */
+export function deployedStackSuite(ready: (stack: DeployedStack) => void): void {
+  let moto: Moto | undefined;
+  let stack: DeployedStack | undefined;
+  let restore: (() => void) | undefined;
+  before(async function () {
+    this.timeout(120_000);
+    restore = useTestCredentials();
+    moto = await startMoto();
+    stack = await DeployedStack.deploy(moto);
+    ready(stack);
+  });
+  after(async () => {
+    await stack?.stop();
+    await moto?.stop();
+    restore?.();
+  });
 }
 
 export const TEST_CREDENTIALS = { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing" };
