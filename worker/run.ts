@@ -5,7 +5,7 @@ import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { AppPool } from "./app-pool";
 import { CommandRunner } from "./command-runner";
 import { Consumer } from "./consumer";
-import { EXIT } from "./contract";
+import { EXIT, SCALE_IN_HEARTBEAT_INTERVAL } from "./contract";
 import { HandlerPool } from "./handler-pool";
 import { InstanceMetadata, LifecycleAction, ScaleInWatcher } from "./lifecycle";
 import { createLogger, Logger } from "./log";
@@ -223,7 +223,7 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
     lifecycle = new LifecycleAction(opts.clients?.autoscaling ?? new AutoScalingClient(aws), { ...settings.lifecycle, instanceId });
     beat = setInterval(
       () => lifecycle!.heartbeat().catch((e: Error) => log.warn({ err: e.message }, "lifecycle heartbeat failed")),
-      opts.heartbeatMs ?? 30_000,
+      opts.heartbeatMs ?? SCALE_IN_HEARTBEAT_INTERVAL * 1000,
     );
   }
   const { released } = await consumer.drain(drainMs);

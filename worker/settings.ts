@@ -1,5 +1,5 @@
 import * as os from "node:os";
-import { LOG_LEVELS, WORKER_DEFAULTS } from "./contract";
+import { LOG_LEVELS, scaleInBudget, WORKER_DEFAULTS } from "./contract";
 
 /** The worker's configuration, read only from its environment (the contract in ARCHITECTURE.md). */
 export interface WorkerSettings {
@@ -131,7 +131,7 @@ export function readSettings(env: Env = process.env, cpus = os.availableParallel
     drainTimeoutMs: drainTimeout * 1000,
     // A scaled-in instance is held by its lifecycle hook, not by systemd's stop timeout: a message
     // may use its whole processing time there.
-    scaleInTimeoutMs: integer(env, "WORKER_SCALE_IN_TIMEOUT", 0, 7_200, Math.max(drainTimeout, processingTimeout))! * 1000,
+    scaleInTimeoutMs: scaleInBudget(integer(env, "WORKER_SCALE_IN_TIMEOUT", 0, 172_800, 0)!, processingTimeout) * 1000,
     queueWaitMs: integer(env, "WORKER_QUEUE_WAIT", 0, 3_600, 60)! * 1000,
     logLevel: logLevel(env.LOG_LEVEL),
     stack: env.KILN_STACK?.trim() || undefined,
