@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { reportConfigError } from "../infra/config-errors";
-import { describeParseError } from "../ops/args";
+import { describeParseError } from "./flag-errors";
 import type { LocalFleet } from "./fleet";
 import { DEFAULT_OPTIONS, DEMO_FAIL_RATE, LocalOptions, MAX_MESSAGES, UsageError } from "./plan";
 

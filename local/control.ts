@@ -9,6 +9,7 @@ export interface LocalStatus {
   startedAt: number;
   phase: string;
   paused: boolean;
+  pausedAt?: number;
   speed: number;
   queue: QueueDepth & { oldestAgeSeconds?: number };
   dlq: QueueDepth & { oldestAgeSeconds?: number };

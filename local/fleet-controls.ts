@@ -13,7 +13,7 @@ export interface FleetInternals {
   workers: WorkerProcesses;
   rates: RateHistory;
   /** Shared with the fleet's tick, which leaves the desired count alone while paused. */
-  paused: { on: boolean; desired: number };
+  paused: { on: boolean; desired: number; at?: number };
   endpoint: string;
   counts(): { processed: number; failed: number; queue: QueueDepth; dlqDepth: QueueDepth; history: LocalStatus["history"] };
   phase(): string;
@@ -42,6 +42,7 @@ export function fleetControls(f: FleetInternals): LocalControls {
         startedAt: f.startedAt,
         phase: f.phase(),
         paused: f.paused.on,
+        pausedAt: f.paused.on ? f.paused.at : undefined,
         speed: f.plan.options.speed,
         queue: { ...c.queue, oldestAgeSeconds: await oldest.seconds(f.plan.queueName, now) },
         dlq: { ...c.dlqDepth, oldestAgeSeconds: await oldest.seconds(f.plan.dlqName, now) },
@@ -73,6 +74,7 @@ export function fleetControls(f: FleetInternals): LocalControls {
       if (f.paused.on) return { already: true, desired: f.paused.desired };
       f.paused.on = true;
       f.paused.desired = f.scaler.desired;
+      f.paused.at = Date.now();
       f.scaler.set(0, f.counts().queue.visible, Date.now(), "pause");
       f.changed();
       return { already: false, desired: f.paused.desired };

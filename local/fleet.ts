@@ -136,7 +136,7 @@ export async function startLocalFleet(options: LocalOptions, io: FleetIo): Promi
   const history = { peakBacklog: 0, workerSeconds: 0 };
   let lastTickAt = startedAt;
   let ticking = false;
-  const paused = { on: false, desired: 0 };
+  const paused: { on: boolean; desired: number; at?: number } = { on: false, desired: 0 };
   let announced = 0;
   /** Prints every scaling change not printed yet, whoever made it. */
   const announceScaling = () => {

@@ -1,4 +1,5 @@
 import { parseArgs, ParseArgsConfig } from "node:util";
+import { describeParseError } from "../local/flag-errors";
 import { UsageError } from "./exit";
 
 export type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
@@ -26,20 +27,6 @@ export const GLOBAL_HELP = `common flags:
   --profile P           AWS profile (default the SDK's chain: AWS_PROFILE, environment keys, SSO, ...)
   --endpoint-url URL    AWS endpoint override (LocalStack, moto); AWS_ENDPOINT_URL works too
   -h, --help            this command's help`;
-
-/** node:util parseArgs's error as one line naming the flag at fault. */
-export function describeParseError(e: unknown): string {
-  const err = e as Error & { code?: string };
-  const flag = /'(-[^' ]+)/.exec(err.message)?.[1] ?? "";
-  if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown flag ${flag} (see --help)`;
-  if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-    return /does not take an argument/.test(err.message) ? `${flag} takes no value (see --help)` : `${flag} needs a value (see --help)`;
-  }
-  if (err.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
-    return `unexpected argument ${/'([^']*)'/.exec(err.message)?.[1] ?? ""}: every setting is a --flag (see --help)`;
-  }
-  return err.message;
-}
 
 /** Parses `argv` against the global and the command's flags; throws UsageError naming the flag. */
 export function parseFlags(argv: string[], spec: FlagSpec): FlagValues {

@@ -71,7 +71,7 @@ export class LocalOpsFleet implements OpsFleet {
       terminating: count("draining"),
       instances: s.workers.map((w) => ({ id: w.id, state: w.state, since: w.startedAt, type: w.pid ? `pid ${w.pid}` : undefined })),
       suspended: s.paused ? ["rule"] : [],
-      paused: s.paused ? { at: "", min: s.scaling.min, desired: 0, suspended: ["rule"] } : undefined,
+      paused: s.paused ? { at: s.pausedAt ? new Date(s.pausedAt).toISOString() : "", min: s.scaling.min, desired: 0, suspended: ["rule"] } : undefined,
       speed: s.speed,
     };
   }

@@ -25,9 +25,10 @@ const MS = (v: string | undefined) => (v && /^\d+$/.test(v) ? new Date(Number(v)
 export async function lastErrors(ctx: CommandContext, ids: string[], since: number): Promise<Map<string, LogEvent>> {
   const last = new Map<string, LogEvent>();
   if (!ids.length) return last;
-  for (let i = 0; i < ids.length; i += 20) {
-    // CloudWatch filter patterns are limited in length: twenty ids a query.
-    for await (const e of ctx.fleet().logs({ since, level: "warn", messageIds: ids.slice(i, i + 20) }, ctx.io.signal)) {
+  // CloudWatch filter patterns are limited in length: twenty ids a query. The local log is read once.
+  const chunk = ctx.fleet().kind === "local" ? ids.length : 20;
+  for (let i = 0; i < ids.length; i += chunk) {
+    for await (const e of ctx.fleet().logs({ since, level: "warn", messageIds: ids.slice(i, i + chunk) }, ctx.io.signal)) {
       if (!e.messageId || !(e.err || e.level === "error" || e.level === "warn")) continue;
       const prev = last.get(e.messageId);
       if (!prev || prev.time <= e.time) last.set(e.messageId, e);

@@ -1,6 +1,6 @@
 import { durationFlag } from "../args";
 import type { Command, CommandContext } from "../command";
-import { EXIT } from "../exit";
+import { CallFailed, EXIT } from "../exit";
 import { backlog, OpsFleet, QueueStats } from "../fleet";
 import { ago, count, duration, fields, perMinute, table } from "../format";
 import { pause, Redraw } from "../io";
@@ -120,10 +120,19 @@ alarms in ALARM. --watch redraws it until Ctrl-C (one JSON document a line with 
     }
     const every = (durationFlag(ctx.values, "interval", { min: 1, max: 3600 }) ?? (fleet.kind === "local" ? 2 : 5)) * 1000;
     const screen = new Redraw(ctx.io.out);
+    let last = "";
     while (!ctx.io.signal.aborted) {
-      const report = await readStatus(fleet);
-      if (ctx.g.json) ctx.io.out.write(JSON.stringify(report) + "\n");
-      else screen.show(`${renderStatus(report)}\n\n(every ${every / 1000} s; Ctrl-C to stop)`);
+      try {
+        const report = await readStatus(fleet);
+        last = renderStatus(report);
+        if (ctx.g.json) ctx.io.out.write(JSON.stringify(report) + "\n");
+        else screen.show(`${last}\n\n(every ${every / 1000} s; Ctrl-C to stop)`);
+      } catch (e) {
+        // One failed reading (throttled, a network blip) is shown and the watch goes on.
+        if (!(e instanceof CallFailed)) throw e;
+        if (ctx.g.json) ctx.io.out.write(JSON.stringify({ at: new Date().toISOString(), error: e.message }) + "\n");
+        else screen.show(`${last}\n\n${e.message}; trying again in ${every / 1000} s`);
+      }
       await pause(every, ctx.io.signal);
     }
     return EXIT.OK;

@@ -39,8 +39,11 @@ describe("kiln smoke and logs against a deployed stack (moto, a real worker ship
   it("smoke at log level warn: the processed metric rising after the send is the evidence", async () => {
     setLogLevel(stack, "warn");
     const worker = startShippedWorker(stack, { instance: "i-0smoke2", logLevel: "warn", metrics: true });
+    const sends = stack.proxy.operations("sqs").filter((o) => o === "SendMessage").length;
     const smoke = stack.run(["smoke", "--timeout", "90s", "--json"]);
-    // The worker publishes once a minute; a drain flushes what it counted.
+    // The worker publishes once a minute; a drain flushes what it counted: once the smoke message
+    // is sent and the queue is empty again, stop it.
+    assert.ok(await eventually(() => stack.proxy.operations("sqs").filter((o) => o === "SendMessage").length > sends, 30_000, 100));
     assert.ok(await eventually(async () => Number((await stack.run(["status", "--json"])).json().queue.visible) === 0 && Number((await stack.run(["status", "--json"])).json().queue.inFlight) === 0, 30_000, 500));
     await worker.stop();
     const r = await smoke;

@@ -50,14 +50,17 @@ describe("kiln status, eta and plan against a deployed stack (moto)", function (
     assert.match(human.out, /^ {2}alarms +kiln-prod-monitoring-dlq-not-empty-0a1b2c3$/m);
   });
 
-  it("status --watch redraws until Ctrl-C and then exits 0", async () => {
+  it("status --watch redraws until Ctrl-C and then exits 0, through a reading that failed", async () => {
     const stop = new AbortController();
     const before = stack.proxy.operations("sqs").length;
-    setTimeout(() => stop.abort(), 2_500);
+    stack.proxy.failNext("DescribeAlarms", new AwsFault("Throttling", "Rate exceeded"), 3);
+    setTimeout(() => stop.abort(), 3_500);
     const r = await stack.run(["status", "--watch", "--interval", "1", "--json"], { signal: stop.signal });
+    stack.proxy.clearFaults();
     assert.equal(r.code, 0);
     const docs = r.out.trim().split("\n").map((l) => JSON.parse(l));
-    assert.ok(docs.length >= 2, `a reading a second: ${docs.length}`);
+    assert.match(docs[0].error, /^reading the stack's alarms failed: Throttling: Rate exceeded/, "the failed reading is shown");
+    assert.ok(docs.slice(1).some((d) => d.queue?.visible === 1250), "and the watch goes on");
     assert.ok(stack.proxy.operations("sqs").length > before);
   });
 
