@@ -1,7 +1,9 @@
-import { ControlRequestError, LocalControls, LocalStatus } from "./control";
+import * as fs from "node:fs";
+import { ControlRequestError, LocalControls, LocalStatus, serveControl } from "./control";
+import { removeLocalFleetRecord, socketPath, writeLocalFleetRecord } from "./control-state";
 import { OldestAge } from "./oldest";
 import type { FleetPlan } from "./plan";
-import type { QueueDepth } from "./queues";
+import type { LocalQueues, QueueDepth } from "./queues";
 import type { RateHistory } from "./rates";
 import type { Scaler } from "./scaler";
 import type { WorkerProcesses } from "./worker-processes";
@@ -88,5 +90,33 @@ export function fleetControls(f: FleetInternals): LocalControls {
       f.changed();
       return { wasPaused: true, desired };
     },
+  };
+}
+
+/**
+ * Lets `kiln` find and steer the fleet: serves the control API on the stack's socket and writes the
+ * record that names it. Resolves with what undoes both, for the fleet's cleanup.
+ */
+export async function exposeFleet(f: FleetInternals, queues: LocalQueues): Promise<() => Promise<void>> {
+  const { options, cfg } = f.plan;
+  const socket = socketPath(options.stateDir, options.stack);
+  fs.mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
+  const control = await serveControl(socket, fleetControls(f));
+  writeLocalFleetRecord(options.stateDir, {
+    stack: options.stack,
+    pid: process.pid,
+    startedAt: f.startedAt,
+    socket,
+    endpoint: f.endpoint,
+    region: cfg.region,
+    queueUrl: queues.url,
+    dlqUrl: queues.dlqUrl,
+    queueName: f.plan.queueName,
+    dlqName: f.plan.dlqName,
+    logFile: f.plan.logFile,
+  });
+  return async () => {
+    removeLocalFleetRecord(options.stateDir, options.stack);
+    await control.close();
   };
 }

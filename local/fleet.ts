@@ -2,9 +2,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { EXIT } from "../worker/contract";
-import { findLocalFleet, removeLocalFleetRecord, socketPath, writeLocalFleetRecord } from "./control-state";
+import { findLocalFleet } from "./control-state";
 import { startEmbeddedSqs } from "./embedded-sqs";
-import { fleetControls } from "./fleet-controls";
+import { exposeFleet } from "./fleet-controls";
 import { printHeader } from "./header";
 import { FleetPlan, inheritedEnv, LocalOptions, planFleet, UsageError } from "./plan";
 import { createQueues, emptyDepth, expiredInFlight, QueueDepth, queueDepth, total } from "./queues";
@@ -12,7 +12,6 @@ import { RateHistory } from "./rates";
 import { describeScaling, Scaler } from "./scaler";
 import { FleetResult, formatSummary } from "./summary";
 import { Throughput } from "./throughput";
-import { serveControl } from "./control";
 import { FleetStatus, LiveView, seconds, TextOut } from "./view";
 import { WorkerProcesses } from "./worker-processes";
 import { demoBodies, failingCount, Feeder } from "./workload";
@@ -201,40 +200,26 @@ export async function startLocalFleet(options: LocalOptions, io: FleetIo): Promi
   const timer = setInterval(() => void tick(), options.tickMs);
   void tick();
 
-  const controls = fleetControls({
-    plan,
-    startedAt,
-    scaler,
-    workers,
-    rates,
-    paused,
-    endpoint: server.endpoint,
-    counts: () => ({ processed: throughput.total, failed: retries, queue: main, dlqDepth, history: { ...history, peakWorkers: workers.peak } }),
-    phase: () => phase,
-    changed: () => {
-      announceScaling();
-      workers.scaleTo(scaler.desired);
-    },
-  });
   try {
-    const socket = socketPath(options.stateDir, options.stack);
-    fs.mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
-    const control = await serveControl(socket, controls);
-    undo.push(() => control.close());
-    writeLocalFleetRecord(options.stateDir, {
-      stack: options.stack,
-      pid: process.pid,
-      startedAt,
-      socket,
-      endpoint: server.endpoint,
-      region: cfg.region,
-      queueUrl: queues.url,
-      dlqUrl: queues.dlqUrl,
-      queueName: plan.queueName,
-      dlqName: plan.dlqName,
-      logFile: plan.logFile,
-    });
-    undo.push(() => removeLocalFleetRecord(options.stateDir, options.stack));
+    const unexpose = await exposeFleet(
+      {
+        plan,
+        startedAt,
+        scaler,
+        workers,
+        rates,
+        paused,
+        endpoint: server.endpoint,
+        counts: () => ({ processed: throughput.total, failed: retries, queue: main, dlqDepth, history: { ...history, peakWorkers: workers.peak } }),
+        phase: () => phase,
+        changed: () => {
+          announceScaling();
+          workers.scaleTo(scaler.desired);
+        },
+      },
+      queues,
+    );
+    undo.push(unexpose);
   } catch (e) {
     view.event(elapsed(), `kiln commands cannot reach this fleet: ${(e as Error).message}`);
   }
