@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import * as os from "node:os";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import type { Message } from "@aws-sdk/client-sqs";
@@ -19,6 +20,15 @@ export interface HandlerPoolOptions {
   abortGraceMs: number;
   log: Logger;
   env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Threads for MAX_WORKERS handlers: one core is left to the worker's own loop (receiving, deleting,
+ * keeping time), as MAX_WORKERS' default leaves one; more threads than cores buy nothing for
+ * CPU-bound handlers, and async ones share a thread well.
+ */
+export function handlerThreads(maxWorkers: number, cpus = os.availableParallelism()): number {
+  return Math.max(1, Math.min(maxWorkers, cpus - 1));
 }
 
 /** A thread that does not answer a ping this fast is blocked by a synchronous handler. */

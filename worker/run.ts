@@ -1,4 +1,3 @@
-import * as os from "node:os";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
@@ -6,7 +5,7 @@ import { AppPool } from "./app-pool";
 import { CommandRunner } from "./command-runner";
 import { Consumer } from "./consumer";
 import { EXIT, SCALE_IN_HEARTBEAT_INTERVAL } from "./contract";
-import { HandlerPool } from "./handler-pool";
+import { HandlerPool, handlerThreads } from "./handler-pool";
 import { InstanceMetadata, LifecycleAction, ScaleInWatcher } from "./lifecycle";
 import { createLogger, Logger } from "./log";
 import { MetricsPublisher } from "./metrics";
@@ -42,8 +41,7 @@ function createRuntime(settings: WorkerSettings, env: NodeJS.ProcessEnv, log: Lo
     return new HandlerPool({
       modulePath: settings.handler,
       maxWorkers: settings.maxWorkers,
-      // More threads than cores buys nothing for CPU-bound handlers; async ones share a thread well.
-      threads: Math.min(settings.maxWorkers, os.availableParallelism()),
+      threads: handlerThreads(settings.maxWorkers),
       abortGraceMs: killGraceMs,
       log,
       env,

@@ -5,6 +5,7 @@ import { address } from "../ssh";
 import type { BakeState } from "../state";
 import { Step, StepError } from "../step";
 import { runAsRoot, sessionOf, sudoHint, sudoRefused } from "./ssh-session";
+import { closeTunnel } from "./ssm-tunnel";
 
 const STEP = "clean";
 
@@ -40,5 +41,7 @@ export const stepClean: Step<BakeState> = {
     state.connection?.dispose();
     state.connection = undefined;
     ctx.log("SSH session closed: the builder accepts no more logins");
+    // Nothing goes over SSH any more: the tunnel would only see the builder stop under it in create-image.
+    await closeTunnel(state, STEP, ctx.log);
   },
 };

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { EXIT } from "../../worker/contract";
-import { LatencyProxy, startLatencyProxy } from "../support/latency-proxy";
+import { LatencyProxy, startLatencyProxy } from "../../bench/latency-proxy";
 import { eventually, sleep, TestSqs } from "../support/sqs";
 import { ensureBundle, recordFile, startWorker, WorkerProcess } from "../support/worker-process";
 

@@ -12,6 +12,9 @@ It keeps the seeds' shape so the bench and the bake can measure it honestly:
     libraries and the OpenSearch client;
   - each message costs about WORK_MS (default 300) milliseconds of CPU, the OCR of one file.
 
+`python3 app.py --once` is the same program as a command (WORKER_COMMAND): one message on stdin,
+exit 0 for done. The bench runs both to show what the per-message start-up costs.
+
 A message is JSON: {"bucket": "...", "key": "..."} names the file (the seeds' S3 event shape);
 {"work_ms": 50} overrides the CPU time of that one message; {"fail": true} fails it (the demo's
 own failing messages). The headers kiln sends are sqsd's: X-Aws-Sqsd-Msgid, X-Aws-Sqsd-Receive-Count,
@@ -77,26 +80,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
-        try:
-            job = json.loads(raw or b"{}")
-        except ValueError:
-            # Retrying cannot fix a body that is not JSON: after maxReceiveCount it reaches the DLQ.
-            self.answer(400, {"error": "the body is not JSON"})
-            return
-        if not isinstance(job, dict):
-            job = {}
-        if job.get("fail") is True:
-            self.answer(500, {"error": "the message asked to fail"})
-            return
-        work_ms = job.get("work_ms", WORK_MS)
-        if not isinstance(work_ms, (int, float)) or work_ms < 0:
-            work_ms = WORK_MS
-        result = burn_cpu(work_ms / 1000)
-        self.answer(200, {"key": job.get("key"), "digest": result[:16]})
+        self.answer(*process_file(self.rfile.read(length)))
+
+
+def process_file(raw):
+    """One message: the seeds' S3 download, OCR and indexing, as CPU. Returns (status, answer)."""
+    try:
+        job = json.loads(raw or b"{}")
+    except ValueError:
+        # Retrying cannot fix a body that is not JSON: after maxReceiveCount it reaches the DLQ.
+        return 400, {"error": "the body is not JSON"}
+    if not isinstance(job, dict):
+        job = {}
+    if job.get("fail") is True:
+        return 500, {"error": "the message asked to fail"}
+    work_ms = job.get("work_ms", WORK_MS)
+    if not isinstance(work_ms, (int, float)) or work_ms < 0:
+        work_ms = WORK_MS
+    return 200, {"key": job.get("key"), "digest": burn_cpu(work_ms / 1000)[:16]}
 
 
 def main():
+    if "--once" in sys.argv:
+        # The same program as a WORKER_COMMAND: one message on stdin, paying the imports every time.
+        status, answer = process_file(sys.stdin.buffer.read())
+        print(json.dumps(answer))
+        sys.exit(0 if status == 200 else 1)
     port = int(os.environ["PORT"])
     server = http.server.HTTPServer(("127.0.0.1", port), Handler)
 
