@@ -68,6 +68,12 @@ export const METRIC_WORKER_FAILURE = "WorkerFailure";
  */
 export const APP_PROCESS_VARIABLES = ["PORT", "KILN_APP_SLOT"] as const;
 
+/**
+ * The message attribute `kiln smoke` marks its probe with: the worker logs such a message's outcome
+ * at info whatever LOG_LEVEL says, so the check can name the very message even on a quiet stack.
+ */
+export const SMOKE_ATTRIBUTE = "kiln-smoke";
+
 /** Where user data leaves the pointers `kiln-worker env` needs at boot (SSM prefix, region). */
 export const INSTANCE_ENV_FILE = "/etc/kiln/instance.env";
 /** The env file `kiln-worker env` writes from SSM and kiln-worker.service reads. */

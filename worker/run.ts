@@ -4,7 +4,7 @@ import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { AppPool } from "./app-pool";
 import { CommandRunner } from "./command-runner";
 import { Consumer } from "./consumer";
-import { EXIT, SCALE_IN_HEARTBEAT_INTERVAL } from "./contract";
+import { EXIT, SCALE_IN_HEARTBEAT_INTERVAL, SMOKE_ATTRIBUTE } from "./contract";
 import { HandlerPool, handlerThreads } from "./handler-pool";
 import { InstanceMetadata, LifecycleAction, ScaleInWatcher } from "./lifecycle";
 import { createLogger, Logger } from "./log";
@@ -125,9 +125,13 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
     (why) => stop({ code: EXIT.RECYCLED, why }),
     opts.recycleCheckMs,
   );
+  // An operator's probe (kiln smoke) is logged whatever the level: it is what they are waiting for.
+  const probeLog = log.child({}, { level: log.isLevelEnabled("info") ? log.level : "info" });
   consumer.on("processed", (m, ms) => {
     metrics?.recordProcessed(ms);
-    log.debug({ messageId: m.MessageId, ms }, "processed");
+    const smoke = m.MessageAttributes?.[SMOKE_ATTRIBUTE]?.StringValue;
+    if (smoke) probeLog.info({ messageId: m.MessageId, ms, smoke }, "processed");
+    else log.debug({ messageId: m.MessageId, ms }, "processed");
     recycler.messageDone();
   });
   consumer.on("failed", (m, err, retryIn) => {

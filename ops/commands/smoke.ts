@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { GetMetricDataCommand } from "@aws-sdk/client-cloudwatch";
-import { METRIC_DIMENSION, METRIC_PROCESSED, METRICS_NAMESPACE } from "../../worker/contract";
+import { METRIC_DIMENSION, METRIC_PROCESSED, METRICS_NAMESPACE, SMOKE_ATTRIBUTE } from "../../worker/contract";
 import { durationFlag, str } from "../args";
 import { AwsFleet } from "../aws/fleet";
 import { awsCall } from "../aws/call";
@@ -9,10 +9,10 @@ import type { Command, CommandContext } from "../command";
 import { EXIT } from "../exit";
 import { duration } from "../format";
 import { pause, Redraw } from "../io";
-import { atLeast, LogEvent, parseLevel } from "../log-lines";
+import { LogEvent } from "../log-lines";
 
-/** The message attribute that marks a smoke message, valued with its id. */
-export const SMOKE_ATTRIBUTE = "kiln-smoke";
+/** The message attribute that marks a smoke message, valued with its id (the worker logs its outcome). */
+export { SMOKE_ATTRIBUTE };
 
 export interface SmokeResult {
   ok: boolean;
@@ -63,11 +63,11 @@ export const smokeCommand: Command = {
 
 The check after every deploy: sends one message (body {"kiln":"smoke","id":...} or --body, with the
 message attribute ${SMOKE_ATTRIBUTE}) and waits until a worker has processed it: the worker's own
-"processed" line for its message id, in CloudWatch Logs or the local fleet's log. Those lines are
-logged at debug; a stack logging at info or above (kiln:logLevel) does not log each message, so
-there the Kiln/Worker MessagesProcessed metric rising after the send is the evidence instead (it
-shows the fleet processes messages, not this one by name). A failure line for the message fails
-the check at once. Your handler gets the body: give --body one it treats as a no-op.
+"processed" line for its message id, in CloudWatch Logs or the local fleet's log (a worker logs a
+smoke message's outcome whatever kiln:logLevel says). Until that line arrives, the Kiln/Worker
+MessagesProcessed metric rising after the send also counts (it shows the fleet processes
+messages, not this one by name). A failure line for the message fails the check at once. Your
+handler gets the body: give --body one it treats as a no-op.
 exit: 0 processed, 3 failed or not processed within --timeout.`,
   flags: { timeout: { type: "string" }, body: { type: "string" } },
   async run(ctx) {
@@ -78,17 +78,15 @@ exit: 0 processed, 3 failed or not processed within --timeout.`,
     const sentAt = Date.now();
     const body = str(ctx.values, "body") ?? JSON.stringify({ kiln: "smoke", id: smokeId, sentAt: new Date(sentAt).toISOString() });
     const { url } = await fleet.queues();
-    // The local fleet's workers log at debug whatever the stack says; on AWS the stack's level rules.
-    const perMessageLines = fleet.kind === "local" || atLeast("debug", parseLevel(cfg.logLevel));
     // The metric counts a minute at a time: what this minute already holds is not our message.
-    const baseline = !perMessageLines && fleet instanceof AwsFleet ? await processedSince(fleet, sentAt) : 0;
+    const baseline = fleet instanceof AwsFleet ? await processedSince(fleet, sentAt) : 0;
     const sent = await awsCall("sending the smoke message", () =>
       fleet.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body, MessageAttributes: { [SMOKE_ATTRIBUTE]: { DataType: "String", StringValue: smokeId } } })),
     );
     const messageId = sent.MessageId!;
     ctx.say(
       `${fleet.where}\nsent smoke message ${messageId}; waiting up to ${duration(timeout)} for ` +
-        (perMessageLines ? "a worker's processed line for it" : `the processed metric (kiln:logLevel ${cfg.logLevel} does not log each message)`),
+        (fleet instanceof AwsFleet ? "a worker's processed line for it, or the processed metric" : "a worker's processed line for it"),
     );
     const screen = new Redraw(ctx.io.out);
     const since = sentAt - 60_000;
@@ -101,7 +99,7 @@ exit: 0 processed, 3 failed or not processed within --timeout.`,
         result = { ok: true, messageId, smokeId, seconds, evidence: "log", detail: `processed after ${duration(seconds)}: ${lines.find((e) => e.msg === "processed")!.source ?? "a worker"} logged it` };
       } else if (failed) {
         result = { ok: false, messageId, smokeId, seconds, evidence: "log", error: failed.err ?? failed.msg, detail: `a worker failed it after ${duration(seconds)}: ${failed.err ?? failed.msg}; it is retried and ends in the DLQ after kiln:maxReceiveCount (${cfg.maxReceiveCount}) receives` };
-      } else if (!perMessageLines && fleet instanceof AwsFleet) {
+      } else if (fleet instanceof AwsFleet) {
         const n = (await processedSince(fleet, sentAt)) - baseline;
         if (n > 0) result = { ok: true, messageId, smokeId, seconds, evidence: "metric", detail: `the workers reported ${n} message(s) processed since the send, and no failure of it (metric evidence, not this message by name)` };
       }

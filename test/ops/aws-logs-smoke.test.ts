@@ -36,9 +36,24 @@ describe("kiln smoke and logs against a deployed stack (moto, a real worker ship
     }
   });
 
-  it("smoke at log level warn: the processed metric rising after the send is the evidence", async () => {
+  it("smoke at log level warn: the worker still logs the smoke message's outcome, so the check names it", async () => {
     setLogLevel(stack, "warn");
-    const worker = startShippedWorker(stack, { instance: "i-0smoke2", logLevel: "warn", metrics: true });
+    const worker = startShippedWorker(stack, { instance: "i-0smoke3", logLevel: "warn" });
+    try {
+      const ok = await stack.run(["smoke", "--timeout", "60s", "--json"]);
+      assert.equal(ok.code, 0, ok.out + ok.err);
+      const r = ok.json();
+      assert.deepEqual([r.ok, r.evidence], [true, "log"]);
+      assert.ok(worker.lines.some((l) => l.msg === "processed" && l.messageId === r.messageId && l.level === "info" && l.smoke));
+      assert.ok(!worker.lines.some((l) => l.msg === "processed" && !l.smoke), "no other message is logged at warn");
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("smoke with no log line arriving: the processed metric rising after the send is the evidence", async () => {
+    setLogLevel(stack, "warn");
+    const worker = startShippedWorker(stack, { instance: "i-0smoke2", logLevel: "warn", metrics: true, ship: false });
     const sends = stack.proxy.operations("sqs").filter((o) => o === "SendMessage").length;
     const smoke = stack.run(["smoke", "--timeout", "90s", "--json"]);
     // The worker publishes once a minute; a drain flushes what it counted: once the smoke message

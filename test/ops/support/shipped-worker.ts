@@ -9,7 +9,7 @@ import type { DeployedStack } from "./deployed-stack";
  * line to the stack's log group as the CloudWatch agent ships the journal: one stream, named after
  * the instance. With metrics on it publishes Kiln/Worker to moto.
  */
-export function startShippedWorker(stack: DeployedStack, o: { instance: string; logLevel: string; metrics?: boolean }) {
+export function startShippedWorker(stack: DeployedStack, o: { instance: string; logLevel: string; metrics?: boolean; ship?: boolean }) {
   const child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), path.join(ROOT, "worker", "cli.ts"), "run"], {
     env: {
       PATH: process.env.PATH,
@@ -39,7 +39,8 @@ export function startShippedWorker(stack: DeployedStack, o: { instance: string; 
       return;
     }
     lines.push(parsed);
-    shipping = shipping.then(() => stack.putLogLines(o.instance, [parsed]));
+    // ship: false stands for a log agent that is slow or missing: only the metrics tell.
+    if (o.ship !== false) shipping = shipping.then(() => stack.putLogLines(o.instance, [parsed]));
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return {
