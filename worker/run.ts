@@ -184,6 +184,14 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
   process.on("SIGINT", onSignal);
   if (opts.catchUncaught) process.on("uncaughtException", onUncaught);
 
+  // Started by something other than init (the local fleet, a shell), the worker drains when that
+  // goes away, even by SIGKILL, instead of polling on as an orphan. Under systemd its parent is 1.
+  const parent = process.ppid;
+  const orphanWatch =
+    parent > 1
+      ? setInterval(() => process.ppid !== parent && stop({ code: EXIT.DRAINED, why: `its parent process ${parent} is gone` }), 1_000).unref()
+      : undefined;
+
   let watcher: ScaleInWatcher | undefined;
   const imds = new InstanceMetadata(env.AWS_EC2_METADATA_SERVICE_ENDPOINT);
   if (settings.lifecycle) {
@@ -208,6 +216,7 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
   const drainMs = reason.scaleIn ? settings.scaleInTimeoutMs : settings.drainTimeoutMs;
   log.info({ why: reason.why, inFlight: consumer.inFlight, drainTimeoutSeconds: drainMs / 1000 }, "draining");
   watcher?.stop();
+  clearInterval(orphanWatch);
   recycler.stop();
   runtime.windDown();
 

@@ -1,11 +1,12 @@
 import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { EXIT } from "../../worker/contract";
 import { LatencyProxy, startLatencyProxy } from "../../bench/latency-proxy";
 import { eventually, sleep, TestSqs } from "../support/sqs";
-import { ensureBundle, recordFile, startWorker, WorkerProcess } from "../support/worker-process";
+import { BUNDLE, ensureBundle, recordFile, startWorker, WorkerProcess } from "../support/worker-process";
 
 const MISBEHAVE = path.join(__dirname, "..", "support", "handlers", "misbehave.js");
 const RECORD = path.join(__dirname, "..", "support", "handlers", "record.js");
@@ -320,6 +321,22 @@ describe("stops, hangs and typos that must strand or burn no message (bundle)", 
     const failed = records.find((l) => l.msg === "message failed; it returns to the queue")!;
     assert.equal(failed.err, "command exited with 3");
     assert.deepEqual(failed.stderr, ['{"tenant":"acme"}it went wrong']);
+  });
+
+  it("drains and exits when the process that started it is killed, rather than polling on as an orphan", async () => {
+    const q = await sqs.queuePair(`orphan-${n++}`);
+    // A shell that stays the worker's parent, as the local fleet or a terminal would.
+    const shell = spawn("/bin/sh", ["-c", `"${process.execPath}" "${BUNDLE}" run; true`], {
+      env: { ...process.env, SQS_QUEUE_URL: q.url, AWS_ENDPOINT_URL_SQS: proxy.endpoint, AWS_REGION: "ap-northeast-1", AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", WORKER_HANDLER: RECORD, RECORD_FILE: "/dev/null", SQS_WAIT_TIME: "1", LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    let out = "";
+    shell.stdout!.on("data", (d) => (out += d));
+    assert.ok(await eventually(() => /worker started/.test(out), 20_000));
+    const pid = Number(/"pid":(\d+)/.exec(out)![1]);
+    shell.kill("SIGKILL");
+    assert.ok(await eventually(() => !alive(pid), 10_000), "the orphaned worker went away by itself");
+    assert.match(out, /"why":"its parent process \d+ is gone"[^\n]*"exitCode":0,"msg":"stopped"/);
   });
 
   it("gives up on a queue that does not exist after WORKER_QUEUE_WAIT: a configuration error, not endless retries", async () => {
