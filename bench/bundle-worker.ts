@@ -22,8 +22,7 @@ function isAlive(pid: number): boolean {
  * `npm run build:worker` and the tests), removed afterwards, even when the bench is stopped.
  */
 export async function withBundle<T>(use: (bundle: string) => Promise<T>): Promise<T> {
-  // A bench killed outright (tsx turns a slow answer to Ctrl-C into SIGKILL) leaves its bundle
-  // directory behind; the next run removes those whose bench is gone.
+  // A bench killed outright (SIGKILL, a closed terminal) leaves its bundle directory behind; the next run removes those whose bench is gone.
   for (const name of fs.readdirSync(os.tmpdir())) {
     const pid = new RegExp(`^${TMP_PREFIX}(\\d+)-`).exec(name)?.[1];
     if (pid && !isAlive(Number(pid))) fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });

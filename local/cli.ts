@@ -187,8 +187,10 @@ export async function main(argv: string[]): Promise<number> {
   let signals = 0;
   let firstAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
-    // Under `npm run local`, tsx relays a terminal's Ctrl-C to this process unless it hears within
-    // 30 ms that the signal arrived, so a busy fleet can see one Ctrl-C twice: that is not a second.
+    // One Ctrl-C can arrive twice (a wrapper that relays what the terminal already sent to the whole
+    // process group, as `tsx`'s CLI does): that is not a second Ctrl-C. `npm run local` itself runs
+    // in one process (node --require tsx/cjs) because tsx's CLI SIGKILLs a child that does not
+    // answer its relayed signal within 60 ms, which a busy fleet cannot promise.
     if (signals > 0 && Date.now() - firstAt < SAME_SIGNAL_MS) return;
     if (++signals === 1) {
       firstAt = Date.now();

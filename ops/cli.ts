@@ -99,9 +99,12 @@ export function runCli(argv = process.argv.slice(2)): void {
   // README says so once. Other warnings still show.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   const abort = new AbortController();
-  let interrupts = 0;
+  let firstAt = 0;
   const onSignal = () => {
-    if (++interrupts > 1) process.exit(EXIT.INTERRUPTED);
+    // One Ctrl-C delivered twice (a wrapper relaying what the terminal sent the whole group) is not
+    // a second one: that would cut a redrive off mid-batch.
+    if (firstAt === 0) firstAt = Date.now();
+    else if (Date.now() - firstAt >= 500) process.exit(EXIT.INTERRUPTED);
     abort.abort();
   };
   process.on("SIGINT", onSignal);

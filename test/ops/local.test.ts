@@ -7,6 +7,21 @@ import { ROOT } from "../../local/plan";
 import { eventually, sleep } from "../support/sqs";
 import { kiln } from "./support/run-kiln";
 
+/** The processes whose parent is `pid`, from /proc. */
+function childrenOf(pid: number): number[] {
+  const kids: number[] = [];
+  for (const name of fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces, so read after its closing parenthesis.
+      const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) kids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return kids;
+}
+
 /**
  * `npm run local` as a user starts it, in its own process group as a terminal would, and the kiln
  * commands run against it: found by themselves (the fleet's record in KILN_LOCAL_DIR), or --local.
@@ -122,8 +137,17 @@ describe("kiln against a running npm run local fleet", function () {
     assert.match(rollout.err, /the local fleet runs this checkout's worker: there is no rollout/);
   });
 
-  it("one Ctrl-C to the terminal's process group: the fleet drains, npm exits 0, the record goes", async () => {
-    process.kill(-fleet.pid!, "SIGINT");
+  it("one Ctrl-C to the terminal's process group, while the fleet is too busy to answer for 300 ms: it drains, npm exits 0, the record goes", async () => {
+    // npm's child is the fleet itself (no relaying wrapper that kills a child slow to answer).
+    const fleetPid = childrenOf(fleet.pid!)[0];
+    assert.match(fs.readFileSync(`/proc/${fleetPid}/cmdline`, "utf8"), /local\/cli\.ts/);
+    process.kill(fleetPid, "SIGSTOP");
+    try {
+      process.kill(-fleet.pid!, "SIGINT");
+      await sleep(300);
+    } finally {
+      process.kill(fleetPid, "SIGCONT");
+    }
     assert.equal(await exited, 0, out);
     assert.match(out, /^summary \(stack dev\): Ctrl-C$/m);
     assert.doesNotMatch(out, /killed by SIG/);

@@ -74,7 +74,7 @@ export class DeployedStack {
   }
 
   /** Runs `kiln <argv> --stack prod` against this account. */
-  run(argv: string[], o: { signal?: AbortSignal } = {}): Promise<KilnRun> {
+  run(argv: string[], o: { signal?: AbortSignal; onOut?: (out: string) => void } = {}): Promise<KilnRun> {
     return kiln([...argv, "--stack", STACK, "--stack-dir", this.dir, "--endpoint-url", this.proxy.endpoint, "--aws"], o);
   }
 

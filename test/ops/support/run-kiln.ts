@@ -10,15 +10,25 @@ export interface KilnRun {
 
 /**
  * Runs one kiln command in this process, as `npm run kiln -- ...` would, with its output captured.
- * `signal` stands in for Ctrl-C.
+ * `signal` stands in for Ctrl-C; `onOut` sees the output as it grows (to press Ctrl-C on what was printed, not on a clock).
  */
-export async function kiln(argv: string[], o: { env?: NodeJS.ProcessEnv; signal?: AbortSignal; tty?: boolean } = {}): Promise<KilnRun> {
+export async function kiln(
+  argv: string[],
+  o: { env?: NodeJS.ProcessEnv; signal?: AbortSignal; tty?: boolean; onOut?: (out: string) => void } = {},
+): Promise<KilnRun> {
   let out = "";
   let err = "";
   const code = await main(
     argv,
     {
-      out: { write: (s: string) => (out += s), isTTY: o.tty ?? false, columns: 200 },
+      out: {
+        write: (s: string) => {
+          out += s;
+          o.onOut?.(out);
+        },
+        isTTY: o.tty ?? false,
+        columns: 200,
+      },
       err: { write: (s: string) => (err += s) },
       signal: o.signal ?? new AbortController().signal,
     },
