@@ -35,7 +35,7 @@ describe("bake settings", () => {
       fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), text.replace("keep: 3", "keepImages: 3"));
       assert.throws(() => bakeSettings(dir, "prod"), /kiln:bake .*keepImages/);
       assert.throws(() => bakeSettings(dir, "staging"), /staging/);
-      fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), text.replace("keep: 3", "keep: 3\n    appDir: file-processor"));
+      fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), text.replace("appDir: worker/examples/file-processor", "appDir: file-processor"));
       assert.throws(() => bakeSettings(dir, "prod"), /kiln:bake\.appDir "file-processor" is not a directory next to the stack file/);
       fs.mkdirSync(path.join(dir, "file-processor"));
       assert.equal(bakeSettings(dir, "prod").appDir, path.join(dir, "file-processor"));
