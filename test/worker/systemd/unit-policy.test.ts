@@ -20,7 +20,7 @@ describe("kiln-worker.service's restart policy", () => {
   it("counts a recycle and a scale-in as clean exits, and a config error as a failure to report", () => {
     const success = list(worker, "Service", "SuccessExitStatus");
     assert.deepEqual([...success].sort(), [String(EXIT.RECYCLED), String(EXIT.SCALED_IN)].sort());
-    assert.equal(setting(worker, "Unit", "OnFailure"), "kiln-worker-failed@%n.service");
+    assert.equal(setting(worker, "Unit", "OnFailure"), "kiln-worker-failed@%N.service");
   });
 
   it("sets the start limit in [Unit], where systemd reads it, and never in [Service] as the seeds did", () => {
@@ -68,18 +68,18 @@ describe("how the three units fit together and with the contract", () => {
     assert.equal(setting(env, "Service", "ExecStartPost"), "/usr/bin/systemctl daemon-reload");
     assert.ok(list(worker, "Unit", "Requires").includes("kiln-worker-env.service"));
     assert.ok(list(worker, "Unit", "After").includes("kiln-worker-env.service"));
-    assert.equal(setting(env, "Unit", "OnFailure"), "kiln-worker-failed@%n.service");
+    assert.equal(setting(env, "Unit", "OnFailure"), "kiln-worker-failed@%N.service");
   });
 
   it("give each failing unit a reporter of its own, so systemd passes it the exit status", () => {
     // systemd sets MONITOR_EXIT_STATUS only in a unit that exactly one unit names in OnFailure=
     // ("multiple trigger source candidates for exit status propagation ..., skipping"): without
     // it, exit 78 would look like a crash and replace the instance. A template instantiated with
-    // %n is a different unit for each trigger.
+    // %N is a different unit for each trigger.
     const targets = [worker, env].map((u) => setting(u, "Unit", "OnFailure")!);
-    const instances = ["kiln-worker.service", "kiln-worker-env.service"].map((n, i) => targets[i].replace("%n", n));
+    const instances = ["kiln-worker", "kiln-worker-env"].map((n, i) => targets[i].replace("%N", n));
     assert.equal(new Set(instances).size, instances.length, instances.join(" "));
-    for (const t of targets) assert.match(t, /^kiln-worker-failed@%n\.service$/);
+    for (const t of targets) assert.match(t, /^kiln-worker-failed@%N\.service$/);
   });
 
   it("give a DynamicUser= unit a HOME: without nss-systemd its user has no passwd entry, and the SDK needs one", () => {
