@@ -121,16 +121,17 @@ export async function scan(dirs: string[], opts: { ignores?: string[]; maxBytes?
     let content: Buffer;
     try {
       const size = fs.statSync(file).size;
+      const head = readHead(file);
+      if (head.includes(0)) {
+        result.skipped.binary++;
+        continue;
+      }
       if (size > maxBytes) {
         result.skipped.large.push(file);
         continue;
       }
-      content = fs.readFileSync(file);
+      content = size <= head.length ? head : fs.readFileSync(file);
     } catch {
-      continue;
-    }
-    if (content.subarray(0, SNIFF_BYTES).includes(0)) {
-      result.skipped.binary++;
       continue;
     }
     result.scanned++;
@@ -143,6 +144,16 @@ export async function scan(dirs: string[], opts: { ignores?: string[]; maxBytes?
     }
   }
   return result;
+}
+
+function readHead(file: string): Buffer {
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(SNIFF_BYTES);
+    return buf.subarray(0, fs.readSync(fd, buf, 0, SNIFF_BYTES, 0));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export function formatFinding(f: Finding): string {
