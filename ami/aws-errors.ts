@@ -11,8 +11,25 @@ export function awsErrorCode(e: unknown): string | undefined {
   if ((err.$metadata !== undefined || err.$fault !== undefined) && err.name && err.name !== "Error") return err.name;
   if (typeof err.Code === "string") return err.Code;
   if (typeof err.code === "string") return err.code;
-  if (err.name === "CredentialsProviderError" || err.name === "TimeoutError") return err.name;
+  if (err.name === "CredentialsProviderError" || err.name === "TimeoutError" || err.name === "AbortError") return err.name;
   return undefined;
+}
+
+/**
+ * Throttling, AWS failing on its side, a request timeout or a dropped connection: worth asking again
+ * while a wait still has time (the SDK's own three attempts are soon spent under throttling).
+ */
+const TRANSIENT = new Set([
+  "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException", "EC2ThrottledException",
+  "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "RequestTimeout", "RequestTimeoutException", "TimeoutError",
+  "ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH",
+]);
+
+export function isTransientAwsError(e: unknown): boolean {
+  const code = awsErrorCode(e);
+  if (code !== undefined && TRANSIENT.has(code)) return true;
+  const status = (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 500;
 }
 
 export function isAwsError(e: unknown, ...codes: string[]): boolean {

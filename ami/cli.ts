@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError } from "../infra/config";
+import { reportConfigError } from "../infra/config-errors";
 import { bake, BakeOptions, readKeyFile } from "./bake";
 
 export const USAGE = `usage: npm run bake-ami -- --stack <stack> [options]
@@ -24,13 +24,18 @@ overrides of kiln:bake for this run:
   --region <region>       --instance-type <type>    --subnet <subnet-id>
   --base-image <ami-id or SSM parameter>            --ssh-cidr <cidr>
   --ssh-user <user>       --keep <n>                (images of the stack to keep)
+  --ssh-interface <public_ip|private_ip|session_manager>
+  deadlines, seconds:     --ssh-timeout <s>  --instance-timeout <s>  --image-timeout <s>  --request-timeout <s>
 
 --target ssh: run only the builder-side steps (wait for SSH, upload, provision, validate, clean)
 against an existing host, for debugging provisioning scripts (Packer's null builder):
   --target ssh --host <host> [--port 22] [--user root] --key <private key file>
   The clean step removes the host's SSH host keys and authorized_keys: use a throwaway host.
 
-exit codes: 0 baked or reused, 1 failed, 2 bad usage or stack config, 130 interrupted`;
+exit codes: 0 baked or reused, 1 failed, 2 bad usage, 3 image made and recorded but cleanup incomplete
+(the summary lists what is left; --reap removes builders), 78 stack config error, 130 interrupted
+
+docs/bake.md describes every step, setting and flag.`;
 
 const OPTIONS = {
   stack: { type: "string" },
@@ -47,6 +52,11 @@ const OPTIONS = {
   "ssh-cidr": { type: "string" },
   "ssh-user": { type: "string" },
   keep: { type: "string" },
+  "ssh-interface": { type: "string" },
+  "ssh-timeout": { type: "string" },
+  "instance-timeout": { type: "string" },
+  "image-timeout": { type: "string" },
+  "request-timeout": { type: "string" },
   target: { type: "string" },
   host: { type: "string" },
   port: { type: "string" },
@@ -56,6 +66,15 @@ const OPTIONS = {
 } as const;
 
 class UsageError extends Error {}
+
+const SSH_INTERFACES = ["public_ip", "private_ip", "session_manager"] as const;
+
+function sshInterface(v: string | undefined): (typeof SSH_INTERFACES)[number] | undefined {
+  if (v === undefined) return undefined;
+  const found = SSH_INTERFACES.find((i) => i === v);
+  if (!found) throw new UsageError(`--ssh-interface must be ${SSH_INTERFACES.join(", ")} (got ${JSON.stringify(v)})`);
+  return found;
+}
 
 /** Parses argv into bake options; every mistake names the flag. */
 export function parseBakeArgs(argv: string[], root: string, out: BakeOptions["out"]): BakeOptions | "help" {
@@ -105,6 +124,11 @@ export function parseBakeArgs(argv: string[], root: string, out: BakeOptions["ou
       sshCidr: values["ssh-cidr"],
       sshUser: values["ssh-user"],
       keep: whole("keep", values.keep, 1, 100),
+      sshInterface: sshInterface(values["ssh-interface"]),
+      sshTimeout: whole("ssh-timeout", values["ssh-timeout"], 10, 7200),
+      instanceTimeout: whole("instance-timeout", values["instance-timeout"], 30, 3600),
+      imageTimeout: whole("image-timeout", values["image-timeout"], 60, 86_400),
+      requestTimeout: whole("request-timeout", values["request-timeout"], 5, 300),
     },
     trapSignals: true,
     out,
@@ -128,7 +152,9 @@ export async function main(argv: string[], root = path.resolve(__dirname, ".."))
   try {
     return (await bake(opts)).exitCode;
   } catch (e) {
-    if (e instanceof ConfigError || /is not a stack name|Pulumi\.[^ ]+\.yaml/.test((e as Error).message)) {
+    const code = reportConfigError("bake-ami", e, (t) => void process.stderr.write(t));
+    if (code !== undefined) return code;
+    if (/is not a stack name|Pulumi\.[^ ]+\.yaml/.test((e as Error).message)) {
       process.stderr.write(`bake-ami: ${(e as Error).message}\n`);
       return 2;
     }

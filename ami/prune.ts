@@ -9,8 +9,8 @@ import {
 } from "@aws-sdk/client-ec2";
 import { awsCall } from "./aws-errors";
 import { StepError } from "./step";
-import { deregisterImage, snapshotsOf } from "./steps/create-image";
-import { MANAGED_BY, TAG } from "./steps/tags";
+import { deregisterImage, incompleteBecause, snapshotsOf } from "./steps/create-image";
+import { MANAGED_BY, TAG, tagValue } from "./steps/tags";
 
 const STEP = "prune";
 /** EC2 takes at most 200 values per filter. */
@@ -23,6 +23,13 @@ export interface PruneOptions {
   keep: number;
   /** The image just baked (or reused): never pruned. */
   currentImageId?: string;
+  /**
+   * An image without kiln:complete this many minutes old was left by a bake that died (a bake ends
+   * within its builder's lifetime): pruned. A younger one may be another bake's, still finishing.
+   */
+  incompleteAfterMinutes?: number;
+  /** Milliseconds since the epoch; default Date.now. */
+  now?: () => number;
   /** Works out what would go and says so, changing nothing. */
   dryRun?: boolean;
   log?: (line: string) => void;
@@ -73,18 +80,35 @@ export async function stackImages(ec2: EC2Client, stack: string, extra: Filter[]
 }
 
 /**
- * The newest available image of the stack baked from the same content, to reuse instead of baking:
- * undefined when there is none.
+ * The newest complete image of the stack baked from the same content, to reuse instead of baking:
+ * undefined when there is none. An available image a killed bake left (no kiln:complete tag, no
+ * IMDSv2 requirement, untagged snapshots) is passed over, and `skipped` says why.
  */
-export async function findImageByContentHash(ec2: EC2Client, stack: string, hash: string): Promise<Image | undefined> {
+export async function findImageByContentHash(
+  ec2: EC2Client,
+  stack: string,
+  hash: string,
+  skipped: (imageId: string, why: string) => void = () => undefined,
+): Promise<Image | undefined> {
   const images = await stackImages(ec2, stack, [
     { Name: `tag:${TAG.contentHash}`, Values: [hash] },
     { Name: "state", Values: ["available"] },
   ], "reuse-image");
-  return images[0];
+  for (const image of images) {
+    const why = await incompleteBecause(ec2, "reuse-image", image);
+    if (!why) return image;
+    skipped(image.ImageId!, why);
+  }
+  return undefined;
 }
 
-/** Image id → where a launch template version uses it, over every version of every template. */
+/**
+ * Image id → the launch templates whose latest or default version uses it. Older versions do not
+ * count: Pulumi keeps every version of a template it updates, so counting them would keep every
+ * image ever deployed and `keep` would bound nothing. What a rollback needs is the default version
+ * (what the group launches, unless pinned to $Latest) and the latest (what the next deploy or refresh
+ * uses); further back, bake again or keep more (kiln:bake.keep).
+ */
 async function launchTemplateUses(ec2: EC2Client): Promise<Map<string, string[]>> {
   const uses = new Map<string, string[]>();
   let NextToken: string | undefined;
@@ -93,8 +117,8 @@ async function launchTemplateUses(ec2: EC2Client): Promise<Map<string, string[]>
     for (const lt of page.LaunchTemplates ?? []) {
       let VersionToken: string | undefined;
       do {
-        const versions = await awsCall(STEP, `listing the versions of launch template ${lt.LaunchTemplateName}`, () =>
-          ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: lt.LaunchTemplateId, MaxResults: 200, NextToken: VersionToken })),
+        const versions = await awsCall(STEP, `listing the latest and default versions of launch template ${lt.LaunchTemplateName}`, () =>
+          ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: lt.LaunchTemplateId, Versions: ["$Latest", "$Default"], NextToken: VersionToken })),
         );
         for (const v of versions.LaunchTemplateVersions ?? []) {
           const imageId = v.LaunchTemplateData?.ImageId;
@@ -140,9 +164,10 @@ async function instanceUses(ec2: EC2Client, imageIds: string[]): Promise<Map<str
 }
 
 /**
- * Deregisters the stack's old kiln images with their snapshots. Keeps the newest `keep` available
- * ones, the current one, any still pending (another bake's), and any that a launch template version
- * (of any template: rollbacks need them) or a live instance uses.
+ * Deregisters the stack's old kiln images with their snapshots. Keeps the newest `keep` complete
+ * ones, the current one, any still pending or incomplete and young (another bake's), and any that the
+ * latest or default version of a launch template, or an instance not terminated, uses. So at most
+ * keep + 2 × templates + instances' images stay, however many bakes and deploys there were.
  */
 export async function pruneImages(opts: PruneOptions): Promise<PruneReport> {
   const { ec2, stack, keep, currentImageId } = opts;
@@ -151,7 +176,9 @@ export async function pruneImages(opts: PruneOptions): Promise<PruneReport> {
 
   const images = await stackImages(ec2, stack);
   if (!images.length) return report;
-  const newest = new Set(images.filter((i) => i.State === "available").slice(0, keep).map((i) => i.ImageId));
+  const complete = (i: Image) => i.State === "available" && tagValue(i.Tags, TAG.complete) === "true";
+  const newest = new Set(images.filter(complete).slice(0, keep).map((i) => i.ImageId));
+  const cutoff = (opts.now ?? Date.now)() - (opts.incompleteAfterMinutes ?? Infinity) * 60_000;
   const templates = await launchTemplateUses(ec2);
   const instances = await instanceUses(ec2, images.map((i) => i.ImageId!));
 
@@ -162,6 +189,7 @@ export async function pruneImages(opts: PruneOptions): Promise<PruneReport> {
     if (id === currentImageId) reasons.push("the image of this bake");
     if (newest.has(id)) reasons.push(`one of the newest ${keep}`);
     if (image.State === "pending") reasons.push("still pending (another bake may be making it)");
+    else if (image.State === "available" && !complete(image) && !(Date.parse(image.CreationDate ?? "") < cutoff)) reasons.push("incomplete but recent (another bake may be finishing it)");
     reasons.push(...(templates.get(id) ?? []).map((w) => `in ${w}`), ...(instances.get(id) ?? []).map((w) => `used by ${w}`));
     if (reasons.length) report.spared.push({ ...summary(image), reasons });
     else doomed.push(image);

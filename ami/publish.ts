@@ -32,6 +32,10 @@ export function recordAmiId(dir: string, stack: string, amiId: string): { file: 
 export interface BakeManifest {
   ami: string;
   region: string;
+  /** Region → the copy of the image there (kiln:bake.copyRegions). */
+  copies: Record<string, string>;
+  /** Accounts allowed to launch it (kiln:bake.shareAccounts). */
+  sharedWith: string[];
   stack: string;
   name?: string;
   contentHash?: string;
@@ -40,6 +44,8 @@ export interface BakeManifest {
   reused: boolean;
   builtAt: string;
   steps: { name: string; status: string; ms: number }[];
+  /** What this bake created and could not remove (exit code 3): clean these up, or --reap. */
+  leftBehind: { step: string; error: string }[];
 }
 
 /** The bake's record for CI and for people: what was made, from what, and how long each step took. */

@@ -1,16 +1,21 @@
-import { DescribeInstancesCommand, DescribeKeyPairsCommand, DescribeSecurityGroupsCommand, EC2Client, Filter, Instance } from "@aws-sdk/client-ec2";
+import { DescribeImagesCommand, DescribeInstancesCommand, DescribeKeyPairsCommand, DescribeSecurityGroupsCommand, EC2Client, Filter, Image, Instance } from "@aws-sdk/client-ec2";
+import type { IAMClient } from "@aws-sdk/client-iam";
 import { awsCall } from "./aws-errors";
 import { StepError } from "./step";
+import { deregisterImage } from "./steps/create-image";
 import { deleteKeyPair } from "./steps/key-pair";
+import { builderProfiles, deleteBuilderProfile } from "./steps/instance-profile";
 import { terminateInstance } from "./steps/run-builder";
 import { deleteSecurityGroup } from "./steps/security-group";
-import { TAG, tagValue } from "./steps/tags";
+import { MANAGED_BY, TAG, tagValue } from "./steps/tags";
 import { DEFAULT_INSTANCE_TIMEOUT, DEFAULT_POLL_MS, WaitOptions } from "./steps/wait";
 
 const STEP = "reap";
 
 export interface ReapOptions {
   ec2: EC2Client;
+  /** Also removes Session Manager's temporary roles and instance profiles of dead builds. */
+  iam?: IAMClient;
   /** Builders launched longer ago than this are reaped: the bake's deadline (builderLifetimeMinutes). */
   olderThanMinutes: number;
   /** Only this stack's builders; default: every stack's. */
@@ -31,6 +36,10 @@ export interface ReapReport {
   instances: { instanceId: string; buildId?: string; stack?: string; launched?: string; state?: string }[];
   keyPairs: { name: string; id?: string; buildId?: string }[];
   securityGroups: { groupId: string; name?: string; buildId?: string }[];
+  /** Images a killed bake left unfinished (no kiln:complete tag), past the deadline. */
+  images: { imageId: string; name?: string; buildId?: string; state?: string }[];
+  /** Session Manager's temporary instance profiles (and their roles) of dead builds. */
+  profiles: { name: string; buildId?: string }[];
   /** Builder resources left alone, and why (a bake still within its deadline). */
   spared: { resource: string; buildId?: string; reason: string }[];
   /** What would not go; everything else was still reaped. */
@@ -71,7 +80,7 @@ export async function reapBuilders(opts: ReapOptions): Promise<ReapReport> {
   const dryRun = opts.dryRun ?? false;
   const cutoff = (opts.now ?? Date.now)() - opts.olderThanMinutes * 60_000;
   const deadline = `the ${opts.olderThanMinutes}-minute deadline`;
-  const report: ReapReport = { dryRun, instances: [], keyPairs: [], securityGroups: [], spared: [], failed: [] };
+  const report: ReapReport = { dryRun, instances: [], keyPairs: [], securityGroups: [], images: [], profiles: [], spared: [], failed: [] };
 
   const instances = await builderInstances(ec2, stack);
   const keys =
@@ -113,7 +122,26 @@ export async function reapBuilders(opts: ReapOptions): Promise<ReapReport> {
     else report.securityGroups.push({ groupId: g.GroupId!, name: g.GroupName, buildId });
   }
 
-  const what = [...report.instances.map((i) => i.instanceId), ...report.keyPairs.map((k) => k.name), ...report.securityGroups.map((g) => g.groupId)];
+  for (const image of await unfinishedImages(ec2, stack)) {
+    const buildId = tagValue(image.Tags, TAG.buildId);
+    const created = image.CreationDate ? new Date(image.CreationDate) : undefined;
+    if (!old(created) || (buildId && young.has(buildId))) report.spared.push({ resource: image.ImageId!, buildId, reason: `its bake is within ${deadline}` });
+    else report.images.push({ imageId: image.ImageId!, name: image.Name, buildId, state: image.State });
+  }
+  if (opts.iam) {
+    for (const p of await builderProfiles(opts.iam, STEP, stack)) {
+      if (!old(p.created) || (p.buildId && young.has(p.buildId))) report.spared.push({ resource: p.name, buildId: p.buildId, reason: `its bake is within ${deadline}` });
+      else report.profiles.push({ name: p.name, buildId: p.buildId });
+    }
+  }
+
+  const what = [
+    ...report.instances.map((i) => i.instanceId),
+    ...report.keyPairs.map((k) => k.name),
+    ...report.securityGroups.map((g) => g.groupId),
+    ...report.images.map((i) => i.imageId),
+    ...report.profiles.map((p) => p.name),
+  ];
   if (dryRun) {
     opts.log?.(what.length ? `would reap ${what.join(", ")}` : "nothing to reap");
     return report;
@@ -138,5 +166,20 @@ export async function reapBuilders(opts: ReapOptions): Promise<ReapReport> {
   for (const i of report.instances) await attempt(i.instanceId, () => terminateInstance(ec2, i.instanceId, wait));
   for (const k of report.keyPairs) await attempt(k.name, () => deleteKeyPair(ec2, STEP, k));
   for (const g of report.securityGroups) await attempt(g.groupId, () => deleteSecurityGroup(ec2, g.groupId, wait, opts.log));
+  for (const i of report.images) await attempt(i.imageId, async () => void (await deregisterImage(ec2, STEP, i.imageId, { buildId: i.buildId })));
+  for (const p of report.profiles) await attempt(p.name, () => deleteBuilderProfile(opts.iam!, STEP, p.name));
   return report;
+}
+
+/** Images kiln started (they carry a build id) that never got kiln:complete: a killed create-image's. */
+async function unfinishedImages(ec2: EC2Client, stack: string | undefined): Promise<Image[]> {
+  const out = await awsCall(STEP, "listing unfinished kiln images", () =>
+    ec2.send(
+      new DescribeImagesCommand({
+        Owners: ["self"],
+        Filters: [{ Name: "tag-key", Values: [TAG.buildId] }, { Name: `tag:${TAG.managedBy}`, Values: [MANAGED_BY] }, ...(stack ? [{ Name: `tag:${TAG.stack}`, Values: [stack] }] : [])],
+      }),
+    ),
+  );
+  return (out.Images ?? []).filter((i) => tagValue(i.Tags, TAG.complete) !== "true" && i.State !== "deregistered");
 }

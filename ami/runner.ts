@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { withCallSignal } from "./call-signal";
 import { Step, StepContext, StepError } from "./step";
 
 export type StepStatus = "done" | "failed" | "cancelled" | "skipped" | "not run";
@@ -85,7 +86,7 @@ export class Runner<S> extends EventEmitter<RunnerEvents> {
         this.emit("step-start", record);
         const t0 = Date.now();
         try {
-          await step.run(state, this.context(step.name, abort.signal));
+          await withCallSignal(abort.signal, () => step.run(state, this.context(step.name, abort.signal)));
           record.status = abort.signal.aborted ? "cancelled" : "done";
         } catch (e) {
           record.status = abort.signal.aborted ? "cancelled" : "failed";
@@ -128,7 +129,7 @@ export class Runner<S> extends EventEmitter<RunnerEvents> {
       this.emit("cleanup-start", step.name);
       const t0 = Date.now();
       try {
-        await step.cleanup(state, this.context(step.name, quiet));
+        await withCallSignal(quiet, () => step.cleanup!(state, this.context(step.name, quiet)));
         records[i].cleanup = { ok: true, ms: Date.now() - t0 };
         this.emit("cleanup-end", step.name);
       } catch (e) {

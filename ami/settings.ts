@@ -14,6 +14,11 @@ export interface BakeFlags {
   sshCidr?: string;
   sshUser?: string;
   keep?: number;
+  sshInterface?: BakeSettings["sshInterface"];
+  sshTimeout?: number;
+  instanceTimeout?: number;
+  imageTimeout?: number;
+  requestTimeout?: number;
 }
 
 export const BAKE_DEFAULTS = {
@@ -22,6 +27,9 @@ export const BAKE_DEFAULTS = {
   /** Seconds: SSH on a fresh instance, and a new image becoming available. */
   sshTimeout: 600,
   imageTimeout: 3600,
+  /** Seconds: an instance running, stopping or terminating, a security group becoming deletable. */
+  instanceTimeout: 600,
+  requestTimeout: 30,
   /** A builder ends itself after two hours, whatever happened to the bake that started it. */
   builderLifetimeMinutes: 120,
 } as const;
@@ -45,13 +53,28 @@ export function bakeSettings(root: string, stack: string, flags: BakeFlags = {})
     sshUser: flags.sshUser ?? bake.sshUser ?? BAKE_DEFAULTS.sshUser,
     keep: flags.keep ?? bake.keep ?? BAKE_DEFAULTS.keep,
     tags: { ...cfg.tags, ...bake.tags },
-    sshTimeout: BAKE_DEFAULTS.sshTimeout,
-    imageTimeout: BAKE_DEFAULTS.imageTimeout,
-    builderLifetimeMinutes: BAKE_DEFAULTS.builderLifetimeMinutes,
+    sshInterface: flags.sshInterface ?? bake.sshInterface,
+    sshTimeout: flags.sshTimeout ?? bake.sshTimeout ?? BAKE_DEFAULTS.sshTimeout,
+    imageTimeout: flags.imageTimeout ?? bake.imageTimeout ?? BAKE_DEFAULTS.imageTimeout,
+    instanceTimeout: flags.instanceTimeout ?? bake.instanceTimeout ?? BAKE_DEFAULTS.instanceTimeout,
+    requestTimeout: flags.requestTimeout ?? bake.requestTimeout ?? BAKE_DEFAULTS.requestTimeout,
+    builderLifetimeMinutes: bake.builderLifetime ?? BAKE_DEFAULTS.builderLifetimeMinutes,
+    kmsKeyId: bake.kmsKeyId,
+    copyRegions: copyRegions(stack, flags.region ?? cfg.region, bake.copyRegions ?? []),
+    regionKmsKeyIds: bake.regionKmsKeyIds,
+    shareAccounts: bake.shareAccounts,
     rootVolumeSize: bake.rootVolumeSize ?? cfg.rootVolumeSize,
     appDir: bake.appDir ? appDirectory(root, stack, bake.appDir) : undefined,
     selfCheckEnv: selfCheckEnvironment(cfg),
   };
+}
+
+/** The image is made in the stack's region: copying it there again would make a second image of it. */
+function copyRegions(stack: string, region: string, regions: string[]): string[] {
+  if (regions.includes(region)) {
+    throw new ConfigError(stack, [`kiln:bake.copyRegions names ${region}, the region the image is baked in: list only the other regions`]);
+  }
+  return regions;
 }
 
 /** kiln:bake.appDir, relative to the stack file; it must exist, or the bake would ship without the app. */

@@ -1,6 +1,5 @@
-import type { EC2Client } from "@aws-sdk/client-ec2";
-import type { SSMClient } from "@aws-sdk/client-ssm";
 import type { NodeSSH } from "node-ssh";
+import type { BakeClients } from "./aws-clients";
 
 /** How to reach the host the provisioning steps (wait-for-ssh .. clean) run on. */
 export interface SshTarget {
@@ -20,15 +19,23 @@ export interface BakeSettings {
   subnetId: string;
   /** An AMI id, or an SSM parameter path such as AL2023's public one; resolved by resolve-base-image. */
   baseImage: string;
-  /** CIDR allowed to reach the builder's SSH port; empty: the caller's own address. */
+  /** CIDR allowed to reach the builder's SSH port; empty: the caller's own address (the VPC's with private_ip). */
   sshCidr: string;
+  /**
+   * How SSH reaches the builder (Packer's ssh_interface): its public address, its private one (from
+   * inside the VPC, a VPN, peering), or Session Manager port forwarding (no inbound rule at all).
+   * Unset: the public address when it has one, else the private one.
+   */
+  sshInterface?: "public_ip" | "private_ip" | "session_manager";
   sshUser: string;
   /** kiln images of this stack kept by prune. */
   keep: number;
   tags: Record<string, string>;
-  /** Wall-clock limits, seconds. */
+  /** Wall-clock limits, seconds (kiln:bake.sshTimeout, imageTimeout; --ssh-timeout, --image-timeout). */
   sshTimeout: number;
   imageTimeout: number;
+  /** Seconds one AWS request may go unanswered (kiln:bake.requestTimeout). */
+  requestTimeout?: number;
   /** The builder terminates itself after this many minutes, even if the bake died with SIGKILL. */
   builderLifetimeMinutes: number;
   rootVolumeSize: number;
@@ -43,6 +50,13 @@ export interface BakeSettings {
   instanceTimeout?: number;
   /** First interval, ms, between AWS state polls (backing off to 6x); default 5000. Tests set a few ms. */
   pollMs?: number;
+  /** Customer managed KMS key for the image's snapshots (the builder's root volume is made with it). */
+  kmsKeyId?: string;
+  /** More regions the image is copied to, each copy encrypted with regionKmsKeyIds[region] when kmsKeyId is set. */
+  copyRegions?: string[];
+  regionKmsKeyIds?: Record<string, string>;
+  /** Accounts allowed to launch the image (and its copies), and to create volumes from their snapshots. */
+  shareAccounts?: string[];
 }
 
 /** Everything a bake knows and has created; each step records ids here the moment it has them. */
@@ -51,9 +65,16 @@ export interface BakeState {
   settings: BakeSettings;
   /** Repository root: the bundle, scripts and stack files are found from here. */
   root: string;
-  clients: { ec2: EC2Client; ssm: SSMClient };
+  clients: BakeClients;
   /** Content hash of bundle, scripts, base image and bake settings (content-hash.ts). */
   contentHash?: string;
+  /** Hash of the payload alone: what a dry run without AWS can say (the content hash needs the base image's id). */
+  payloadHash?: string;
+  /** Where the base image comes from (an SSM parameter), when a dry run could not resolve it. */
+  baseImageSource?: string;
+  /** A dry run that could not ask AWS: why, and what each step could not check. */
+  offline?: string;
+  unchecked?: { step: string; what: string }[];
   /** Commit the bake was made from, tagged on the image as kiln:git-commit. */
   gitCommit?: string;
   imageName?: string;
@@ -66,6 +87,8 @@ export interface BakeState {
   payloadDir?: string;
 
   keyPair?: { name: string; id?: string; privateKey: string };
+  /** Session Manager's temporary role and instance profile (one name): what of them exists. */
+  builderProfile?: { name: string; role?: boolean; profile?: boolean };
   securityGroupId?: string;
   instanceId?: string;
   ssh?: SshTarget;
@@ -77,6 +100,10 @@ export interface BakeState {
   imageDone?: boolean;
   /** Bake even when an image with the same content hash exists (--force). */
   force?: boolean;
+  /** Region → the image's copy there (distribute), recorded as soon as CopyImage answers. */
+  copies?: Record<string, string>;
+  /** Copies that are complete: cleanup leaves them, as it leaves a complete image. */
+  copiesDone?: string[];
   /** An existing image with the same content hash, reused instead of baking. */
   reusedImageId?: string;
 }

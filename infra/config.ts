@@ -1,6 +1,12 @@
+import { z } from "zod";
 import { CONFIG_KEYS, ConfigKey, KeySpec, S3_GRANT } from "./config-keys";
-import { WORKER_VARIABLES } from "../worker/contract";
 import { backlogTarget } from "./scaling-rule";
+import { crossChecks } from "./config-checks";
+import { ConfigError } from "./config-errors";
+import { didYouMean } from "./did-you-mean";
+import { lifecycleHeartbeatTimeout, scaleInBudget } from "./scale-in";
+
+export { ConfigError, StackFileError } from "./config-errors";
 
 /**
  * A stack's config as Pulumi hands it to a program: every value a string (maps and lists as JSON),
@@ -9,6 +15,11 @@ import { backlogTarget } from "./scaling-rule";
 export interface RawStackConfig {
   values: Record<string, string>;
   secretKeys: ReadonlySet<string>;
+  /**
+   * When the stack file is at hand: for each value inside a map or list (`kiln:secretEnv.API_TOKEN`),
+   * whether it was written `secure:`. The CLI tells a program only about whole keys.
+   */
+  secretLeaves?: ReadonlyMap<string, boolean>;
 }
 
 export interface S3Grant {
@@ -26,23 +37,16 @@ export type KilnConfig = { [K in Exclude<ConfigKey, "s3Access">]: Decoded<K> } &
   s3Access: S3Grant[];
   /** Messages per in-service instance the scaling policy aims at. */
   backlogTarget: number;
-  /** Seconds the terminate lifecycle hook holds an instance for its worker to drain. */
-  drainHeartbeat: number;
+  /** The terminate lifecycle hook's heartbeat timeout (scaleInTimeout is resolved, never 0). */
+  lifecycleHeartbeatTimeout: number;
 };
 
-export class ConfigError extends Error {
-  constructor(
-    readonly stack: string,
-    readonly problems: string[],
-  ) {
-    super(
-      `Stack "${stack}" has invalid config (Pulumi.${stack}.yaml):\n` + problems.map((p) => `  - ${p}`).join("\n"),
-    );
-    this.name = "ConfigError";
-  }
-}
-
 const KEY_NAMES = Object.keys(CONFIG_KEYS) as ConfigKey[];
+
+/** Keys kiln once read: what to do instead. */
+const RETIRED_KEYS: Record<string, string> = {
+  rootDeviceName: "kiln reads the root device from the baked image now: delete the line",
+};
 
 function show(raw: string): string {
   return raw.length > 60 ? JSON.stringify(raw.slice(0, 57) + "...") : JSON.stringify(raw);
@@ -67,26 +71,43 @@ function decode(spec: KeySpec, raw: string): { value?: unknown; problem?: string
   }
 }
 
-/** Levenshtein distance, for "did you mean" on a mistyped key. */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
-      prev = cur;
-    }
+function unknownKeyProblem(key: string): string {
+  if (!key.includes(":")) {
+    return `${key} has no namespace: Pulumi config keys are namespace:key, e.g. kiln:${key}`;
   }
-  return row[b.length];
+  const name = key.slice("kiln:".length);
+  if (name in RETIRED_KEYS) return `${key} is no longer a kiln setting: ${RETIRED_KEYS[name]}`;
+  return `${key} is not a kiln setting: ${didYouMean(name, KEY_NAMES, (k) => `kiln:${k}`)}the README's "Stack config" lists every key`;
 }
 
-function unknownKeyProblem(key: string): string {
-  const name = key.slice("kiln:".length);
-  const best = KEY_NAMES.map((k) => ({ k, d: distance(name, k) })).sort((x, y) => x.d - y.d)[0];
-  const hint = best && best.d <= Math.max(2, Math.floor(name.length / 3)) ? `did you mean kiln:${best.k}? ` : "";
-  return `${key} is not a kiln setting: ${hint}the README's "Stack config" lists every key`;
+/** The part of a decoded value a problem is about: one list item or map entry, not the whole. */
+function valueAt(value: unknown, path: PropertyKey[]): unknown {
+  let v = value;
+  for (const p of path) v = v !== null && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  return v;
+}
+
+/** Each of a key's problems, one line each, naming the setting and showing only the offending part. */
+function schemaProblems(key: string, spec: KeySpec, value: unknown, secret: boolean, error: z.ZodError): string[] {
+  return error.issues.flatMap((issue) => {
+    const where = issue.path.map((p) => `.${String(p)}`).join("");
+    if (issue.code === "unrecognized_keys") {
+      const known = "shape" in spec.schema ? Object.keys((spec.schema as z.ZodObject).shape) : [];
+      return issue.keys.map(
+        (k) => `${key}${where}.${k} is not a setting of ${key}${where}: ${didYouMean(k, known)}use ${known.join(", ")}`,
+      );
+    }
+    // A bad map key is reported on the map; the key's own message says what is wrong with it.
+    const message = issue.code === "invalid_key" ? issue.issues[0]?.message ?? issue.message : issue.message;
+    const got = valueAt(value, issue.path);
+    const shown = secret ? "a secret value" : got === undefined ? "nothing" : show(typeof got === "string" ? got : JSON.stringify(got));
+    return [`${key}${where} ${message} (got ${shown})`];
+  });
+}
+
+function requiredProblem(stack: string, name: ConfigKey, spec: KeySpec): string {
+  const example = name === "subnetIds" ? `--path 'kiln:subnetIds[0]' subnet-0123456789abcdef0` : `kiln:${name} ${spec.example ?? "..."}`;
+  return `kiln:${name} is required: ${spec.description} Set it with \`pulumi config set ${example} --stack ${stack}\``;
 }
 
 /**
@@ -103,7 +124,7 @@ export function parseStackConfig(stack: string, raw: RawStackConfig): KilnConfig
   }
 
   for (const key of Object.keys(raw.values)) {
-    if (key.startsWith("kiln:") && !(key.slice(5) in CONFIG_KEYS)) problems.push(unknownKeyProblem(key));
+    if (!key.includes(":") || (key.startsWith("kiln:") && !(key.slice(5) in CONFIG_KEYS))) problems.push(unknownKeyProblem(key));
   }
 
   for (const name of KEY_NAMES) {
@@ -111,34 +132,30 @@ export function parseStackConfig(stack: string, raw: RawStackConfig): KilnConfig
     const key = `kiln:${name}`;
     const given = raw.values[key];
     // A secret's value is never echoed back, not even in an error.
-    const shown = raw.secretKeys.has(key) ? "a secret value" : show(given ?? "");
+    const secret = raw.secretKeys.has(key);
     if (given === undefined) {
-      if (spec.default === undefined) problems.push(`${key} is required: ${spec.description}`);
+      if (spec.default === undefined) problems.push(requiredProblem(stack, name, spec));
       else out[name] = spec.default;
       continue;
     }
     const decoded = decode(spec, given);
     if (decoded.problem) {
-      problems.push(`${key} ${decoded.problem} (got ${shown})`);
+      problems.push(`${key} ${decoded.problem} (got ${secret ? "a secret value" : show(given)})`);
       continue;
     }
     const result = spec.schema.safeParse(decoded.value);
     if (!result.success) {
-      const issue = result.error.issues[0];
-      const where = issue.path.length ? `.${issue.path.join(".")}` : "";
-      // A bad map key is reported on the map; the key's own message says what is wrong with it.
-      const message = issue.code === "invalid_key" ? issue.issues[0]?.message ?? issue.message : issue.message;
-      problems.push(`${key}${where} ${message} (got ${shown})`);
+      problems.push(...schemaProblems(key, spec, decoded.value, secret, result.error));
       continue;
     }
     out[name] = result.data;
   }
 
   const region = raw.values["aws:region"];
-  if (!region) problems.push("aws:region is not set: run `pulumi config set aws:region <region>`, e.g. ap-northeast-1");
+  if (!region) problems.push(`aws:region is not set: run \`pulumi config set aws:region <region> --stack ${stack}\`, e.g. ap-northeast-1`);
   else if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) problems.push(`aws:region must be an AWS region such as ap-northeast-1 (got ${show(region)})`);
 
-  if (problems.length === 0) problems.push(...crossChecks(raw, out as Partial<KilnConfig>));
+  problems.push(...crossChecks(stack, raw, out as Partial<KilnConfig>));
   if (problems.length > 0) throw new ConfigError(stack, problems);
 
   const cfg = out as unknown as KilnConfig;
@@ -146,7 +163,8 @@ export function parseStackConfig(stack: string, raw: RawStackConfig): KilnConfig
   cfg.region = region!;
   cfg.s3Access = (out.s3Access as string[]).map(parseGrant);
   cfg.backlogTarget = backlogTarget(cfg.acceptableLatency, cfg.avgProcessingMs);
-  cfg.drainHeartbeat = cfg.drainTimeout + 60;
+  cfg.scaleInTimeout = scaleInBudget(cfg.scaleInTimeout, cfg.processingTimeout);
+  cfg.lifecycleHeartbeatTimeout = lifecycleHeartbeatTimeout(cfg.scaleInTimeout);
   return cfg;
 }
 
@@ -155,97 +173,5 @@ export function parseGrant(grant: string): S3Grant {
   return { access: m[1] as S3Grant["access"], bucket: m[2], prefix: m[3] };
 }
 
-const SDK_AND_RUNTIME_VARIABLES = [
-  "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY",
-  "AWS_SESSION_TOKEN",
-  "AWS_PROFILE",
-  "AWS_DEFAULT_REGION",
-  "AWS_CONFIG_FILE",
-  "AWS_SHARED_CREDENTIALS_FILE",
-  "NODE_OPTIONS",
-  // kiln gives each app process its own PORT (app mode).
-  "PORT",
-];
-
-/** Tags kiln sets on everything: a user tag may not replace them. */
-const KILN_TAG_KEYS = ["kiln:stack", "ManagedBy", "Name"];
-
 /** Letters, digits, - and _: stack names end up in queue, group and role names. */
 const STACK_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/;
-
-function crossChecks(raw: RawStackConfig, c: Partial<KilnConfig>): string[] {
-  const problems: string[] = [];
-  const kiln = (k: ConfigKey) => `kiln:${k}`;
-
-  for (const key of Object.keys(c.tags ?? {})) {
-    if (KILN_TAG_KEYS.includes(key)) problems.push(`kiln:tags.${key} is a tag kiln sets itself: choose another key`);
-  }
-  if (Object.keys(c.tags ?? {}).length + KILN_TAG_KEYS.length > 50) {
-    problems.push(`kiln:tags has ${Object.keys(c.tags ?? {}).length} tags: AWS allows 50 per resource, and kiln uses ${KILN_TAG_KEYS.length}`);
-  }
-  if (c.minSize! > c.maxSize!) {
-    problems.push(`kiln:minSize (${c.minSize}) is above kiln:maxSize (${c.maxSize}): the minimum must be at most the maximum`);
-  }
-  if (c.spot && c.onDemandBaseCapacity! > c.maxSize!) {
-    problems.push(`kiln:onDemandBaseCapacity (${c.onDemandBaseCapacity}) is above kiln:maxSize (${c.maxSize})`);
-  }
-  if (c.visibilityTimeout! <= c.processingTimeout!) {
-    problems.push(
-      `kiln:visibilityTimeout (${c.visibilityTimeout}) must be above kiln:processingTimeout (${c.processingTimeout}), ` +
-        `or a message still being processed becomes visible and runs twice: set it to ${c.processingTimeout! + 1} or more`,
-    );
-  }
-  const target = (c.acceptableLatency! * 1000) / c.avgProcessingMs!;
-  if (target < 1) {
-    problems.push(
-      `kiln:acceptableLatency (${c.acceptableLatency} s) / kiln:avgProcessingMs (${c.avgProcessingMs} ms) gives a backlog ` +
-        `target of ${target.toFixed(2)} messages per instance, below 1: raise kiln:acceptableLatency to at least ` +
-        `${Math.ceil(c.avgProcessingMs! / 1000)} s or lower kiln:avgProcessingMs`,
-    );
-  }
-  const modes = (["workerHandler", "workerCommand", "workerApp"] as const).filter((k) => c[k]);
-  if (modes.length !== 1) {
-    problems.push(
-      modes.length
-        ? `${modes.map(kiln).join(" and ")} are ${modes.length === 2 ? "both" : "all"} set: set exactly one`
-        : "none of kiln:workerHandler, kiln:workerCommand and kiln:workerApp is set: set exactly one " +
-            "(a JS module, a command run per message, or a long-lived HTTP app)",
-    );
-  }
-
-  // Kiln's own variables, and what would change how the SDK or node behave behind the worker's back:
-  // credentials in the environment would shadow the instance role.
-  const reserved = new Set<string>([...WORKER_VARIABLES, ...SDK_AND_RUNTIME_VARIABLES]);
-  for (const which of ["env", "secretEnv"] as const) {
-    for (const name of Object.keys(c[which] ?? {})) {
-      if (reserved.has(name)) {
-        problems.push(
-          (WORKER_VARIABLES as readonly string[]).includes(name)
-            ? `${kiln(which)}.${name} is set by kiln itself from the stack config: use the kiln:* key for it`
-            : `${kiln(which)}.${name} must not be set: it would override the instance role or the worker's runtime`,
-        );
-      }
-    }
-  }
-  for (const name of Object.keys(c.env ?? {})) {
-    if (name in (c.secretEnv ?? {})) problems.push(`kiln:env.${name} is also in kiln:secretEnv: keep it in one of them`);
-  }
-  if (raw.secretKeys.has("kiln:env")) {
-    problems.push(
-      "kiln:env holds a secret value: secrets belong in kiln:secretEnv (pulumi config set --secret --path 'kiln:secretEnv.NAME')",
-    );
-  }
-  if (Object.keys(c.secretEnv ?? {}).length > 0 && !raw.secretKeys.has("kiln:secretEnv")) {
-    problems.push(
-      "kiln:secretEnv holds plaintext values: set each with `pulumi config set --secret --path 'kiln:secretEnv.NAME'` " +
-        "so the stack file keeps only ciphertext",
-    );
-  }
-  for (const key of Object.keys(raw.values)) {
-    if (key.startsWith("kiln:") && key !== "kiln:secretEnv" && key !== "kiln:env" && raw.secretKeys.has(key)) {
-      problems.push(`${key} is a secret, but only kiln:secretEnv values may be: secrets elsewhere would reach tags and user data`);
-    }
-  }
-  return problems;
-}

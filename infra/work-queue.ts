@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
+import { queuePolicyDocument } from "./queue-policy";
 
 export interface WorkQueueArgs {
   /** Receives before a message moves to the dead-letter queue. */
@@ -7,10 +8,17 @@ export interface WorkQueueArgs {
   visibilityTimeoutSeconds: number;
   messageRetentionSeconds: number;
   receiveWaitTimeSeconds: number;
+  /** The account the queues are in: the S3 senders' buckets must be its own. */
+  accountId: pulumi.Input<string>;
+  /** Who else may send to the main queue (`kiln:queueSenders`). */
+  senders: string[];
   tags: Record<string, string>;
 }
 
-/** The main queue and its dead-letter queue, both encrypted, wired by redrive in both directions. */
+/**
+ * The main queue and its dead-letter queue, both encrypted, wired by redrive in both directions,
+ * refusing plain HTTP, and open to the senders the stack names.
+ */
 export class WorkQueue extends pulumi.ComponentResource {
   readonly queue: aws.sqs.Queue;
   readonly deadLetterQueue: aws.sqs.Queue;
@@ -55,6 +63,22 @@ export class WorkQueue extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+
+    for (const [queue, suffix, senders] of [
+      [this.queue, "policy", args.senders],
+      [this.deadLetterQueue, "dlq-policy", []],
+    ] as const) {
+      new aws.sqs.QueuePolicy(
+        `${name}-${suffix}`,
+        {
+          queueUrl: queue.url,
+          policy: pulumi
+            .all([queue.arn, args.accountId])
+            .apply(([arn, accountId]) => JSON.stringify(queuePolicyDocument(arn, accountId, [...senders]))),
+        },
+        { parent: this },
+      );
+    }
 
     this.registerOutputs({ queueUrl: this.queue.url, deadLetterQueueUrl: this.deadLetterQueue.url });
   }

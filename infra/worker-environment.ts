@@ -9,6 +9,8 @@ export interface WorkerEnvironmentArgs {
   plain: Record<string, pulumi.Input<string>>;
   /** Variables stored as SecureString parameters; their values must be secret Outputs. */
   secret: Record<string, pulumi.Output<string>>;
+  /** The stack's own KMS key, which only the worker role may decrypt with (never aws/ssm). */
+  keyArn: pulumi.Input<string>;
   tags: Record<string, string>;
 }
 
@@ -28,7 +30,14 @@ export class WorkerEnvironment extends pulumi.ComponentResource {
     const declare = (variable: string, value: pulumi.Input<string>, type: "String" | "SecureString") =>
       new aws.ssm.Parameter(
         `${name}-${variable}`,
-        { name: `${args.prefix}${variable}`, type, tier: "Standard", value, tags: args.tags },
+        {
+          name: `${args.prefix}${variable}`,
+          type,
+          tier: "Standard",
+          value,
+          keyId: type === "SecureString" ? args.keyArn : undefined,
+          tags: args.tags,
+        },
         { parent: this },
       );
 

@@ -21,8 +21,13 @@ export interface WorkerFleetArgs {
   spot?: SpotCapacity;
   instanceWarmup: number;
   refreshMinHealthyPercentage: number;
-  /** Seconds a terminating instance is held for its worker to drain. */
-  drainHeartbeat: number;
+  /** At most refreshMinHealthyPercentage + 100 (config-checks.ts). */
+  refreshMaxHealthyPercentage: number;
+  /**
+   * The terminate hook's heartbeat timeout: the worker heartbeats while it drains, so this bounds
+   * how long an instance whose worker is gone is held, not how long a drain may take.
+   */
+  lifecycleHeartbeatTimeout: number;
   /** The scale-in cooldown of simple policies. */
   defaultCooldown: number;
   tags: Record<string, string>;
@@ -81,8 +86,8 @@ export class WorkerFleet extends pulumi.ComponentResource {
           strategy: "Rolling",
           preferences: {
             minHealthyPercentage: args.refreshMinHealthyPercentage,
-            // Launch replacements before terminating, so capacity never dips below the minimum.
-            maxHealthyPercentage: 200,
+            // Above 100: replacements launch before old instances go, so capacity need not dip.
+            maxHealthyPercentage: args.refreshMaxHealthyPercentage,
             instanceWarmup: String(args.instanceWarmup),
           },
         },
@@ -104,7 +109,7 @@ export class WorkerFleet extends pulumi.ComponentResource {
         name: DRAIN_LIFECYCLE_HOOK,
         autoscalingGroupName: this.group.name,
         lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
-        heartbeatTimeout: args.drainHeartbeat,
+        heartbeatTimeout: args.lifecycleHeartbeatTimeout,
         // Past the heartbeat the instance goes anyway: a stuck drain must not block scale-in.
         defaultResult: "CONTINUE",
       },

@@ -8,12 +8,19 @@ export interface WorkerLaunchTemplateArgs {
   securityGroupId: pulumi.Input<string>;
   /** Cloud-config, plain text; encoded here. */
   userData: pulumi.Input<string>;
+  /** The image's own root device (inspectWorkerImage): another name would add an empty volume. */
   rootDeviceName: string;
   rootVolumeSize: number;
+  /** T instances' CPU credit mode; absent for other instance types, which have none. */
+  cpuCredits?: "standard" | "unlimited";
   tags: Record<string, string>;
 }
 
-/** How a worker instance is launched: the baked AMI, IMDSv2 only, an encrypted gp3 root, no key pair. */
+/**
+ * How a worker instance is launched: the baked AMI, IMDSv2 only, an encrypted gp3 root, no key pair,
+ * basic monitoring (nothing reads EC2's one-minute metrics; they would only cost), and an explicit
+ * CPU credit mode (T3 defaults to unlimited, which bills a CPU-bound backlog for surplus credits).
+ */
 export class WorkerLaunchTemplate extends pulumi.ComponentResource {
   readonly launchTemplate: aws.ec2.LaunchTemplate;
 
@@ -39,7 +46,8 @@ export class WorkerLaunchTemplate extends pulumi.ComponentResource {
             ebs: { volumeType: "gp3", volumeSize: args.rootVolumeSize, encrypted: "true", deleteOnTermination: "true" },
           },
         ],
-        monitoring: { enabled: true },
+        monitoring: { enabled: false },
+        creditSpecification: args.cpuCredits ? { cpuCredits: args.cpuCredits } : undefined,
         userData: pulumi.output(args.userData).apply((text) => Buffer.from(text, "utf8").toString("base64")),
         tagSpecifications: ["instance", "volume"].map((resourceType) => ({ resourceType, tags: args.tags })),
         tags: args.tags,

@@ -11,12 +11,16 @@ export interface WorkerPolicyScope {
   ssmPrefix: string;
   asgName: string;
   logGroupArn: string;
+  /** The stack's KMS key, which encrypts the secret parameters. */
+  keyArn: string;
   s3Access: S3Grant[];
 }
 
 export interface PolicyStatement {
   Sid: string;
-  Effect: "Allow";
+  Effect: "Allow" | "Deny";
+  /** Only in resource policies (key, queue). */
+  Principal?: "*" | { AWS?: string | string[]; Service?: string | string[] };
   Action: string[];
   Resource: string[];
   Condition?: Record<string, Record<string, string | string[]>>;
@@ -69,10 +73,11 @@ export function workerPolicyDocument(s: WorkerPolicyScope): PolicyDocument {
       Resource: [parameterArn, `${parameterArn}/*`],
     },
     {
+      // The key's own policy names the role too (stackKeyPolicy); either alone would not do.
       Sid: "DecryptWorkerEnvironment",
       Effect: "Allow",
       Action: ["kms:Decrypt"],
-      Resource: [`arn:${s.partition}:kms:${s.region}:${s.accountId}:key/*`],
+      Resource: [s.keyArn],
       Condition: {
         StringEquals: { "kms:ViaService": `ssm.${s.region}.amazonaws.com` },
         StringLike: { "kms:EncryptionContext:PARAMETER_ARN": `${parameterArn}/*` },

@@ -7,20 +7,6 @@ export interface WorkerSecurityGroupArgs {
 }
 
 /**
- * The one VPC the configured subnets share. Looked up before anything is declared, so subnets
- * spread over VPCs stop the deploy before it creates a thing.
- */
-export async function vpcOfSubnets(subnetIds: string[]): Promise<string> {
-  const vpcs = await Promise.all(subnetIds.map(async (id) => (await aws.ec2.getSubnet({ id })).vpcId));
-  const distinct = [...new Set(vpcs)];
-  if (distinct.length > 1) {
-    const where = subnetIds.map((id, i) => `${id} in ${vpcs[i]}`).join(", ");
-    throw new Error(`kiln:subnetIds must all be in one VPC, but ${where}`);
-  }
-  return distinct[0];
-}
-
-/**
  * Workers accept no connection at all (Session Manager needs none) and reach AWS APIs over HTTPS
  * only. DNS and the time service are link-local and not subject to security groups.
  */

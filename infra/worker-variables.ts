@@ -6,7 +6,8 @@ import { DRAIN_LIFECYCLE_HOOK, WorkerVariable } from "../worker/contract";
 export function workerVariables(
   cfg: Pick<
     KilnConfig,
-    | "stack" | "sqsMaxMessages" | "sqsWaitTime" | "visibilityTimeout" | "processingTimeout" | "drainTimeout" | "retryDelay" | "logLevel"
+    | "stack" | "sqsMaxMessages" | "sqsWaitTime" | "visibilityTimeout" | "processingTimeout" | "drainTimeout" | "scaleInTimeout"
+    | "retryDelay" | "logLevel"
     | "maxWorkers" | "workerMaxMessages" | "workerMaxRssMb" | "workerMaxLifetime" | "workerHandler" | "workerCommand"
     | "workerApp" | "workerAppHealthPath" | "workerAppStartTimeout" | "env"
   >,
@@ -19,6 +20,7 @@ export function workerVariables(
     SQS_VISIBILITY_TIMEOUT: String(cfg.visibilityTimeout),
     PROCESSING_TIMEOUT: String(cfg.processingTimeout),
     WORKER_DRAIN_TIMEOUT: String(cfg.drainTimeout),
+    WORKER_SCALE_IN_TIMEOUT: String(cfg.scaleInTimeout),
     WORKER_RETRY_DELAY: String(cfg.retryDelay),
     LOG_LEVEL: cfg.logLevel,
     KILN_STACK: cfg.stack,

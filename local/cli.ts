@@ -1,6 +1,5 @@
 import { parseArgs } from "node:util";
-import { ConfigError } from "../infra/config";
-import { EXIT } from "../worker/contract";
+import { reportConfigError } from "../infra/config-errors";
 import type { LocalFleet } from "./fleet";
 import { DEFAULT_OPTIONS, LOCAL_CONCURRENCY, LocalOptions, UsageError } from "./plan";
 
@@ -160,10 +159,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`kiln local: ${e.message}\n`);
       return 2;
     }
-    if (e instanceof ConfigError) {
-      process.stderr.write(`kiln local: ${e.message}\n`);
-      return EXIT.CONFIG_ERROR;
-    }
+    const code = reportConfigError("kiln local", e, (t) => void process.stderr.write(t));
+    if (code !== undefined) return code;
     throw e;
   }
 

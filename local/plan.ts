@@ -1,5 +1,5 @@
 import * as path from "node:path";
-import { KilnConfig, parseStackConfig } from "../infra/config";
+import { ConfigError, KilnConfig, parseStackConfig } from "../infra/config";
 import { readStackFile } from "../infra/stack-file";
 import { backlogTarget } from "../infra/scaling-rule";
 import type * as WorkerEnvironment from "../infra/worker-environment";
@@ -125,6 +125,7 @@ export function planFleet(options: LocalOptions): FleetPlan {
   try {
     stack = readStackFile(options.stackDir, options.stack);
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new UsageError(`--stack ${options.stack}: ${(e as Error).message}`);
   }
   // A ConfigError (invalid stack file) propagates: it lists every problem, the CLI prints it.

@@ -11,9 +11,10 @@ import {
   StopInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { awsCall, isAwsError } from "../aws-errors";
+import { unabortable } from "../call-signal";
 import type { BakeState } from "../state";
 import { Step, StepError } from "../step";
-import { MANAGED_BY, TAG, tagList, tagSpec } from "./tags";
+import { MANAGED_BY, TAG, tagList, tagSpec, tagValue } from "./tags";
 import { DEFAULT_POLL_MS, instanceWaitOptions, pollUntil, throwIfAborted, waitForInstance, WaitOptions } from "./wait";
 
 const NAME = "create-image";
@@ -49,7 +50,7 @@ export const stepCreateImage: Step<BakeState> = {
 
     await awsCall(NAME, `stopping ${instanceId}`, () => ec2.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
     const stopped = await waitForInstance(ec2, instanceId, "stopped", {
-      ...instanceWaitOptions(NAME, s, ctx.signal),
+      ...instanceWaitOptions(NAME, s, ctx.signal, ctx.log),
       dead: ["shutting-down", "terminated"],
       timeoutHint: `${instanceId} did not stop: check it in the EC2 console`,
     });
@@ -58,8 +59,8 @@ export const stepCreateImage: Step<BakeState> = {
     const rootDeviceName = state.rootDeviceName ?? stopped?.RootDeviceName ?? "/dev/xvda";
     const tags = imageTags(state);
     throwIfAborted(NAME, ctx.signal, `creating image ${imageName}`);
-    // No abort signal on the call that creates: the image id must come back to be deregistered.
-    const created = await awsCall(NAME, `creating image ${imageName} from ${instanceId}`, () =>
+    // Ctrl-C waits for the call that creates (call-signal.ts): the image id must come back to be deregistered.
+    const created = await awsCall(NAME, `creating image ${imageName} from ${instanceId}`, () => unabortable(() =>
       ec2.send(
         new CreateImageCommand({
           InstanceId: instanceId,
@@ -70,7 +71,7 @@ export const stepCreateImage: Step<BakeState> = {
           ],
           TagSpecifications: [tagSpec("image", tags), tagSpec("snapshot", tags)],
         }),
-      ),
+      )),
     );
     const imageId = created.ImageId;
     state.imageId = imageId;
@@ -82,22 +83,14 @@ export const stepCreateImage: Step<BakeState> = {
       timeoutSeconds: s.imageTimeout,
       pollMs: s.pollMs ?? DEFAULT_POLL_MS,
       signal: ctx.signal,
+      onRetry: ctx.log,
       timeoutHint: `${imageId} is still pending: snapshots of large volumes take long; this bake deregisters it, bake again later`,
     });
 
-    await awsCall(NAME, `requiring IMDSv2 on ${imageId}`, () => ec2.send(new ModifyImageAttributeCommand({ ImageId: imageId, ImdsSupport: { Value: "v2.0" } })));
-
-    const snapshotIds = snapshotsOf(image);
-    state.snapshotIds = snapshotIds;
-    if (snapshotIds.length) {
-      const snaps = await awsCall(NAME, `looking up the snapshots of ${imageId}`, () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds })));
-      const untagged = (snaps.Snapshots ?? []).filter((sn) => !sn.Tags?.some((t) => t.Key === TAG.stack)).map((sn) => sn.SnapshotId!);
-      if (untagged.length) {
-        await awsCall(NAME, `tagging snapshots ${untagged.join(", ")}`, () => ec2.send(new CreateTagsCommand({ Resources: untagged, Tags: tagList(tags) })));
-      }
-    }
+    state.snapshotIds = snapshotsOf(image);
+    await completeImage(ec2, NAME, image, tags);
     state.imageDone = true;
-    ctx.log(`${imageId} available (snapshots ${snapshotIds.join(", ") || "none"})`);
+    ctx.log(`${imageId} available and complete (snapshots ${state.snapshotIds.join(", ") || "none"})`);
   },
 
   async cleanup(state, ctx) {
@@ -116,6 +109,38 @@ export const stepCreateImage: Step<BakeState> = {
     ctx.log(`deregistered the unfinished ${imageId}${deleted.length ? ` and deleted ${deleted.join(", ")}` : ""}`);
   },
 };
+
+/**
+ * What makes an available image one kiln reuses: IMDSv2 required, every snapshot tagged (so prune and
+ * reap find them), and last the kiln:complete tag. A bake killed before the end leaves an image without
+ * that tag, which reuse passes over and prune and reap remove.
+ */
+export async function completeImage(ec2: EC2Client, step: string, image: Image, tags: Record<string, string>): Promise<void> {
+  const imageId = image.ImageId!;
+  await awsCall(step, `requiring IMDSv2 on ${imageId}`, () => ec2.send(new ModifyImageAttributeCommand({ ImageId: imageId, ImdsSupport: { Value: "v2.0" } })));
+  const snapshotIds = snapshotsOf(image);
+  if (snapshotIds.length) {
+    const snaps = await awsCall(step, `looking up the snapshots of ${imageId}`, () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds })));
+    const untagged = (snaps.Snapshots ?? []).filter((sn) => !sn.Tags?.some((t) => t.Key === TAG.stack)).map((sn) => sn.SnapshotId!);
+    if (untagged.length) {
+      await awsCall(step, `tagging snapshots ${untagged.join(", ")}`, () => ec2.send(new CreateTagsCommand({ Resources: untagged, Tags: tagList(tags) })));
+    }
+  }
+  await awsCall(step, `marking ${imageId} complete`, () => ec2.send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: TAG.complete, Value: "true" }] })));
+}
+
+/** Why an image of kiln's is not one to reuse, or undefined when it is. */
+export async function incompleteBecause(ec2: EC2Client, step: string, image: Image): Promise<string | undefined> {
+  if (image.State !== "available") return `it is ${image.State}`;
+  if (tagValue(image.Tags, TAG.complete) !== "true") return `it has no ${TAG.complete} tag: the bake that made it did not finish`;
+  if (image.ImdsSupport !== "v2.0") return "it does not require IMDSv2 (ImdsSupport is not v2.0)";
+  const snapshotIds = snapshotsOf(image);
+  if (!snapshotIds.length) return "it lists no snapshots";
+  const snaps = await awsCall(step, `looking up the snapshots of ${image.ImageId}`, () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds })));
+  const untagged = (snaps.Snapshots ?? []).filter((sn) => !sn.Tags?.some((t) => t.Key === TAG.stack)).map((sn) => sn.SnapshotId);
+  if (untagged.length) return `its snapshots ${untagged.join(", ")} are not tagged`;
+  return undefined;
+}
 
 export function snapshotsOf(image: Image | undefined): string[] {
   return (image?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.SnapshotId).filter((id): id is string => !!id);

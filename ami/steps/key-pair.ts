@@ -1,5 +1,6 @@
 import { CreateKeyPairCommand, DeleteKeyPairCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { awsCall, isAwsError } from "../aws-errors";
+import { unabortable } from "../call-signal";
 import type { BakeState } from "../state";
 import { Step, StepError } from "../step";
 import { builderName, builderTags, tagSpec } from "./tags";
@@ -15,11 +16,11 @@ export const stepKeyPair: Step<BakeState> = {
   async run(state, ctx) {
     const name = builderName(state);
     throwIfAborted(NAME, ctx.signal, `creating key pair ${name}`);
-    // No abort signal on a call that creates: if it went through, its id must come back to be cleaned up.
-    const out = await awsCall(NAME, `creating key pair ${name}`, () =>
+    // Ctrl-C waits for the call that creates (call-signal.ts): if it went through, its id must come back to be cleaned up.
+    const out = await awsCall(NAME, `creating key pair ${name}`, () => unabortable(() =>
       state.clients.ec2.send(
         new CreateKeyPairCommand({ KeyName: name, KeyType: "ed25519", KeyFormat: "pem", TagSpecifications: [tagSpec("key-pair", builderTags(state))] }),
-      ),
+      )),
     );
     state.keyPair = { name: out.KeyName ?? name, id: out.KeyPairId, privateKey: out.KeyMaterial ?? "" };
     if (!out.KeyMaterial) throw new StepError(NAME, `CreateKeyPair returned no private key for ${name}`, undefined, "bake again");

@@ -24,6 +24,16 @@ export const stepPreValidate: Step<BakeState> = {
     if (!REGION.test(region)) {
       throw new StepError(NAME, `"${region}" is not an AWS region name`, undefined, "set the stack's aws:region (or --region) to a region such as ap-northeast-1");
     }
+    if (state.settings.sshInterface === "session_manager") {
+      // The builder's instance profile and inbound-free security group exist (instance-profile.ts,
+      // security-group.ts); the port-forwarding tunnel SSH would ride on does not yet. Stop before creating anything.
+      throw new StepError(
+        NAME,
+        "sshInterface session_manager is not usable yet: kiln has no Session Manager port-forwarding tunnel",
+        undefined,
+        "set kiln:bake.sshInterface to private_ip (from inside the VPC: VPN, peering, a bastion) or public_ip",
+      );
+    }
     const clientRegion = await ec2.config.region();
     if (clientRegion !== region) {
       throw new StepError(NAME, `the EC2 client is set up for ${clientRegion}, but the stack is in ${region}`, undefined, "create the clients with the stack's region");

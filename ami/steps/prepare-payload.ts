@@ -16,21 +16,28 @@ export const stepPreparePayload: Step<BakeState> = {
   title: "build the worker bundle and hash what goes into the image",
 
   async run(state, ctx) {
-    if (!state.architecture || !state.baseImageId) {
+    if (!state.architecture || (!state.baseImageId && !state.offline)) {
       throw new StepError(STEP, "the base image is not resolved yet", undefined, "resolve-base-image runs before this step");
     }
     state.payloadDir = await preparePayload(state.root, state.architecture, defaultCacheDir(state.root), state.settings.appDir);
-    state.contentHash = contentHash(state.payloadDir, {
+    const inputs = {
       // The stack is baked in (the CloudWatch agent ships to /kiln/<stack>/worker).
       stack: state.settings.stack,
-      baseImage: state.baseImageId,
       architecture: state.architecture,
       rootVolumeSize: state.settings.rootVolumeSize,
       sshUser: state.settings.sshUser,
       // validate checked this handler, command or app: another one must be checked on a new bake.
       workerMode: describeWorkerMode(state.settings.selfCheckEnv ?? {}),
-    });
+      // Another key makes another image; absent, the hash is what it was before keys could be chosen.
+      ...(state.settings.kmsKeyId ? { kmsKeyId: state.settings.kmsKeyId } : {}),
+    };
+    state.payloadHash = contentHash(state.payloadDir, inputs);
     ctx.log(`payload ${state.payloadDir} (Node ${NODE_VERSION}, ${state.architecture})`);
+    if (!state.baseImageId) {
+      ctx.log(`payload hash ${state.payloadHash}; the content hash needs the base image's id`);
+      return;
+    }
+    state.contentHash = contentHash(state.payloadDir, { ...inputs, baseImage: state.baseImageId });
     ctx.log(`content hash ${state.contentHash}`);
   },
 };

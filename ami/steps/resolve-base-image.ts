@@ -13,6 +13,32 @@ export const AL2023_PARAMETERS = {
   arm64: "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
 } as const;
 
+/**
+ * Graviton instance types carry a g after the generation (t4g, m7gd, c6gn, im4gn, is4gen, hpc7g),
+ * as does a1: how a dry run without AWS guesses the architecture (g5, g4ad are x86 GPU types).
+ */
+export function architectureFromName(instanceType: string): "x86_64" | "arm64" {
+  const family = instanceType.split(".")[0];
+  return family === "a1" || /^[a-z]+\d+[a-z]*g/.test(family) ? "arm64" : "x86_64";
+}
+
+/**
+ * resolve-base-image without AWS (a dry run with no credentials): the architecture from the instance
+ * type's name, the base image as given when it is an AMI id. Returns what it could not check.
+ */
+export async function offlineBaseImage(state: BakeState): Promise<string> {
+  const { instanceType, baseImage } = state.settings;
+  const architecture = architectureFromName(instanceType);
+  state.architecture = architecture;
+  const source = baseImage.trim().replace(/^resolve:ssm:/, "") || AL2023_PARAMETERS[architecture];
+  if (AMI_ID.test(source)) {
+    state.baseImageId = source;
+    return `that ${instanceType} runs ${architecture} (guessed from its name) and that ${source} exists, is ${architecture} and fits the root volume`;
+  }
+  state.baseImageSource = source;
+  return `which image ${source} names (so the content hash), and that ${instanceType} runs ${architecture} (guessed from its name)`;
+}
+
 const IMAGE_HINT = "set kiln:bake.baseImage to an AMI id or an SSM parameter path that holds one (empty: Amazon Linux 2023 for the builder's architecture)";
 
 /**

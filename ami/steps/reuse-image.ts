@@ -5,7 +5,7 @@ import { Step, StepError } from "../step";
 const STEP = "reuse-image";
 
 /**
- * Unchanged inputs, no bake: an available image of this stack tagged with the same content hash is
+ * Unchanged inputs, no bake: a complete image of this stack tagged with the same content hash is
  * the image this bake would make, so the run ends here, in seconds, having launched nothing.
  */
 export const stepReuseImage: Step<BakeState> = {
@@ -14,7 +14,9 @@ export const stepReuseImage: Step<BakeState> = {
 
   async run(state, ctx) {
     if (!state.contentHash) throw new StepError(STEP, "no content hash yet", undefined, "prepare-payload runs before this step");
-    const image = await findImageByContentHash(state.clients.ec2, state.settings.stack, state.contentHash);
+    const image = await findImageByContentHash(state.clients.ec2, state.settings.stack, state.contentHash, (id, why) =>
+      ctx.log(`${id} has the same content hash but is not reused: ${why}`),
+    );
     if (!image?.ImageId) {
       ctx.log("none: baking a new image");
       return;

@@ -1,9 +1,10 @@
 import { _InstanceType, DescribeImagesCommand, EC2Client, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { awsCall, isAwsError } from "../aws-errors";
+import { unabortable } from "../call-signal";
 import type { BakeState } from "../state";
 import { Step, StepError } from "../step";
 import { builderTags, tagSpec } from "./tags";
-import { instanceWaitOptions, throwIfAborted, waitForInstance, WaitOptions } from "./wait";
+import { instanceWaitOptions, pollUntil, throwIfAborted, waitForInstance, WaitOptions } from "./wait";
 
 const NAME = "run-builder";
 
@@ -32,7 +33,7 @@ export const stepRunBuilder: Step<BakeState> = {
   async run(state, ctx) {
     const { ec2 } = state.clients;
     const s = state.settings;
-    const { baseImageId, keyPair, securityGroupId } = state;
+    const { baseImageId, keyPair, securityGroupId, builderProfile } = state;
     if (!baseImageId || !keyPair || !securityGroupId) {
       throw new StepError(NAME, "the base image, key pair and security group must come first", undefined, "run resolve-base-image, key-pair and security-group before run-builder");
     }
@@ -40,8 +41,8 @@ export const stepRunBuilder: Step<BakeState> = {
     const tags = builderTags(state);
 
     throwIfAborted(NAME, ctx.signal, "launching the builder");
-    // No abort signal on the call that creates: the instance's id must come back to be terminated.
-    const out = await awsCall(NAME, `launching a ${s.instanceType} builder from ${baseImageId} in ${s.subnetId}`, () =>
+    // Ctrl-C waits for the call that creates (call-signal.ts): the instance's id must come back to be terminated.
+    const launch = () => awsCall(NAME, `launching a ${s.instanceType} builder from ${baseImageId} in ${s.subnetId}`, () => unabortable(() =>
       ec2.send(
         new RunInstancesCommand({
           ImageId: baseImageId,
@@ -55,39 +56,76 @@ export const stepRunBuilder: Step<BakeState> = {
           ClientToken: `kiln-${state.buildId}`.slice(0, 64),
           MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled" },
           BlockDeviceMappings: [
-            { DeviceName: rootDeviceName, Ebs: { Encrypted: true, VolumeType: "gp3", VolumeSize: s.rootVolumeSize, DeleteOnTermination: true } },
+            // The image's snapshots inherit this volume's key: CreateImage takes none ("KmsKeyId ... is only
+            // supported on BlockDeviceMapping objects called by CreateFleet, RequestSpotInstances, and RunInstances").
+            {
+              DeviceName: rootDeviceName,
+              Ebs: { Encrypted: true, ...(s.kmsKeyId ? { KmsKeyId: s.kmsKeyId } : {}), VolumeType: "gp3", VolumeSize: s.rootVolumeSize, DeleteOnTermination: true },
+            },
           ],
+          ...(builderProfile?.profile ? { IamInstanceProfile: { Name: builderProfile.name } } : {}),
           InstanceInitiatedShutdownBehavior: "terminate",
           UserData: Buffer.from(builderUserData(s.builderLifetimeMinutes)).toString("base64"),
           TagSpecifications: [tagSpec("instance", tags), tagSpec("volume", tags)],
         }),
-      ),
+      )),
     );
+    const out = builderProfile?.profile ? await launchOnceProfileIsVisible(launch, state, ctx.log, ctx.signal) : await launch();
     const instanceId = out.Instances?.[0]?.InstanceId;
     state.instanceId = instanceId;
     if (!instanceId) throw new StepError(NAME, "RunInstances returned no instance", undefined, "bake again");
     ctx.log(`launched ${instanceId}; it ends itself after ${s.builderLifetimeMinutes} minutes`);
 
     const instance = await waitForInstance(ec2, instanceId, "running", {
-      ...instanceWaitOptions(NAME, s, ctx.signal),
+      ...instanceWaitOptions(NAME, s, ctx.signal, ctx.log),
       dead: ["shutting-down", "terminated", "stopping", "stopped"],
       deadHint:
         "the builder ended before it ran: see the state reason (capacity: another instance type or subnet; " +
         "KMS: the account's default EBS encryption key must be usable)",
       timeoutHint: `${instanceId} did not reach running: check it in the EC2 console; this bake terminates it`,
     });
-    const host = instance?.PublicIpAddress ?? instance?.PrivateIpAddress;
-    if (!host) throw new StepError(NAME, `${instanceId} runs but has no IP address`, undefined, "check the subnet (kiln:bake.subnetId)");
+    const host = builderAddress(instance, s.sshInterface);
+    if (!host) {
+      throw new StepError(NAME, `${instanceId} runs but has no ${s.sshInterface === "public_ip" ? "public " : ""}IP address`, undefined,
+        "check the subnet (kiln:bake.subnetId), or set kiln:bake.sshInterface to private_ip (from inside the VPC) or session_manager");
+    }
     state.ssh = { host, port: 22, user: s.sshUser, privateKey: keyPair.privateKey };
-    ctx.log(`${instanceId} running at ${host}`);
+    ctx.log(s.sshInterface === "session_manager" ? `${instanceId} running; SSH goes through Session Manager` : `${instanceId} running at ${host}`);
   },
 
   async cleanup(state, ctx) {
     if (!state.instanceId) return;
-    await terminateInstance(state.clients.ec2, state.instanceId, instanceWaitOptions(NAME, state.settings, ctx.signal));
+    await terminateInstance(state.clients.ec2, state.instanceId, instanceWaitOptions(NAME, state.settings, ctx.signal, ctx.log));
     ctx.log(`terminated ${state.instanceId}`);
   },
 };
+
+/** Where SSH goes: the address sshInterface names; unset, the public one when there is one. Session Manager targets the instance itself. */
+function builderAddress(instance: { PublicIpAddress?: string; PrivateIpAddress?: string; InstanceId?: string } | undefined, how: BakeState["settings"]["sshInterface"]): string | undefined {
+  if (how === "session_manager") return instance?.InstanceId;
+  if (how === "private_ip") return instance?.PrivateIpAddress;
+  if (how === "public_ip") return instance?.PublicIpAddress;
+  return instance?.PublicIpAddress ?? instance?.PrivateIpAddress;
+}
+
+/**
+ * A new instance profile takes seconds to reach EC2 (IAM is eventually consistent), and RunInstances
+ * refuses it until then: "Value (...) for parameter iamInstanceProfile.name is invalid". Retried until
+ * the instance deadline; the client token keeps a retry from launching twice.
+ */
+async function launchOnceProfileIsVisible<T>(launch: () => Promise<T>, state: BakeState, log: (l: string) => void, signal: AbortSignal): Promise<T> {
+  let told = false;
+  return pollUntil("the builder's instance profile to reach EC2", instanceWaitOptions(NAME, state.settings, signal, log), async () => {
+    try {
+      return await launch();
+    } catch (e) {
+      if (!(isAwsError(e, "InvalidParameterValue") && /iamInstanceProfile/i.test((e as Error).message))) throw e;
+      if (!told) log(`EC2 does not see instance profile ${state.builderProfile?.name} yet; retrying`);
+      told = true;
+      return undefined;
+    }
+  });
+}
 
 async function rootDeviceOf(ec2: EC2Client, imageId: string): Promise<string> {
   const out = await awsCall(NAME, `looking up the base image ${imageId}`, () => ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] })));

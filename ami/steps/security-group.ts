@@ -3,11 +3,13 @@ import {
   CreateSecurityGroupCommand,
   DeleteSecurityGroupCommand,
   DescribeSubnetsCommand,
+  DescribeVpcsCommand,
   EC2Client,
   IpPermission,
 } from "@aws-sdk/client-ec2";
 import { isIP } from "node:net";
 import { awsCall, isAwsError } from "../aws-errors";
+import { unabortable } from "../call-signal";
 import type { BakeState } from "../state";
 import { Step, StepError } from "../step";
 import { builderName, builderTags, tagSpec } from "./tags";
@@ -55,10 +57,23 @@ export function securityGroupStep(opts: SecurityGroupStepOptions = {}): Step<Bak
 
     async run(state, ctx) {
       const { ec2 } = state.clients;
-      const { subnetId, sshCidr } = state.settings;
+      const { subnetId, sshCidr, sshInterface } = state.settings;
+      // Session Manager needs no way in: the agent dials out to the service.
+      const inbound = sshInterface !== "session_manager";
+
+      const subnets = await awsCall(NAME, `looking up the VPC of ${subnetId}`, () => ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] })));
+      const vpcId = subnets.Subnets?.[0]?.VpcId;
+      if (!vpcId) throw new StepError(NAME, `${subnetId} (kiln:bake.subnetId) has no VPC`, "InvalidSubnetID.NotFound", "set kiln:bake.subnetId to a VPC subnet");
 
       let cidr = sshCidr.trim();
-      if (!cidr) {
+      if (!inbound) {
+        cidr = "";
+      } else if (!cidr && sshInterface === "private_ip") {
+        // From inside the network: the VPC's own range, unless sshCidr names where you come from (a VPN's).
+        const vpcs = await awsCall(NAME, `looking up the address range of ${vpcId}`, () => ec2.send(new DescribeVpcsCommand({ VpcIds: [vpcId] })));
+        cidr = vpcs.Vpcs?.[0]?.CidrBlock ?? "";
+        if (!cidr) throw new StepError(NAME, `${vpcId} has no IPv4 range`, undefined, "set kiln:bake.sshCidr to the CIDR you connect from");
+      } else if (!cidr) {
         let address: string;
         try {
           address = (await callerAddress(ctx.signal)).trim();
@@ -72,25 +87,26 @@ export function securityGroupStep(opts: SecurityGroupStepOptions = {}): Step<Bak
         throw new StepError(NAME, `"${cidr}" is not a CIDR`, undefined, "set kiln:bake.sshCidr to a CIDR such as 203.0.113.0/24");
       }
 
-      const subnets = await awsCall(NAME, `looking up the VPC of ${subnetId}`, () => ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] })));
-      const vpcId = subnets.Subnets?.[0]?.VpcId;
-      if (!vpcId) throw new StepError(NAME, `${subnetId} (kiln:bake.subnetId) has no VPC`, "InvalidSubnetID.NotFound", "set kiln:bake.subnetId to a VPC subnet");
-
       const name = builderName(state);
       throwIfAborted(NAME, ctx.signal, `creating security group ${name}`);
-      const created = await awsCall(NAME, `creating security group ${name} in ${vpcId}`, () =>
+      // Ctrl-C waits for the call that creates (call-signal.ts): the group id must come back to be deleted.
+      const created = await awsCall(NAME, `creating security group ${name} in ${vpcId}`, () => unabortable(() =>
         ec2.send(
           new CreateSecurityGroupCommand({
             GroupName: name,
-            Description: `kiln builder ${state.buildId}: SSH from ${cidr} only`,
+            Description: inbound ? `kiln builder ${state.buildId}: SSH from ${cidr} only` : `kiln builder ${state.buildId}: no inbound (Session Manager)`,
             VpcId: vpcId,
             TagSpecifications: [tagSpec("security-group", builderTags(state))],
           }),
-        ),
+        )),
       );
       state.securityGroupId = created.GroupId;
       if (!created.GroupId) throw new StepError(NAME, `CreateSecurityGroup returned no id for ${name}`, undefined, "bake again");
 
+      if (!inbound) {
+        ctx.log(`${created.GroupId} in ${vpcId}: no inbound rule (Session Manager)`);
+        return;
+      }
       await awsCall(NAME, `allowing SSH from ${cidr} into ${created.GroupId}`, () =>
         ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: created.GroupId, IpPermissions: [sshRule(cidr, `kiln bake ${state.buildId}`)] })),
       );
@@ -99,7 +115,7 @@ export function securityGroupStep(opts: SecurityGroupStepOptions = {}): Step<Bak
 
     async cleanup(state, ctx) {
       if (!state.securityGroupId) return;
-      await deleteSecurityGroup(state.clients.ec2, state.securityGroupId, instanceWaitOptions(NAME, state.settings, ctx.signal), ctx.log);
+      await deleteSecurityGroup(state.clients.ec2, state.securityGroupId, instanceWaitOptions(NAME, state.settings, ctx.signal, ctx.log), ctx.log);
       ctx.log(`deleted ${state.securityGroupId}`);
     },
   };

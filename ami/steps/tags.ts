@@ -9,6 +9,10 @@ export const TAG = {
   contentHash: "kiln:content-hash",
   gitCommit: "kiln:git-commit",
   baseImage: "kiln:base-image",
+  /** Set last, once an image is everything kiln makes it (IMDSv2 only, snapshots tagged): only such images are reused. */
+  complete: "kiln:complete",
+  /** On a copy in another region: the image it was copied from. */
+  sourceImage: "kiln:source-image",
   managedBy: "ManagedBy",
 } as const;
 

@@ -36,7 +36,7 @@ export const stepWaitForSsh: Step<BakeState> = {
           `gave up on ${addr} after ${timeoutS} s: ${e.lastReason}`,
           undefined,
           "check that the security group admits your address on the SSH port, that the subnet routes to it, " +
-            `and that ${target.user} is the base image's login user (kiln:bake sshUser); raise the deadline with sshTimeout`,
+            `and that ${target.user} is the base image's login user (kiln:bake.sshUser); a slow first boot needs a longer deadline: kiln:bake.sshTimeout or --ssh-timeout <seconds>`,
         );
       }
       if (/^Cannot parse privateKey/.test((e as Error).message)) {

@@ -1,5 +1,5 @@
 import { DescribeInstancesCommand, EC2Client, Instance, InstanceStateName } from "@aws-sdk/client-ec2";
-import { awsCall, isAwsError } from "../aws-errors";
+import { awsCall, isAwsError, isTransientAwsError } from "../aws-errors";
 import type { BakeSettings } from "../state";
 import { StepError } from "../step";
 import { sleep } from "../sleep";
@@ -21,10 +21,12 @@ export interface WaitOptions {
   /** What to say when the time is up. */
   timeoutCode?: string;
   timeoutHint?: string;
+  /** Told when a check failed in a way worth retrying (throttling, a timeout): the wait goes on. */
+  onRetry?(reason: string): void;
 }
 
-export function instanceWaitOptions(step: string, s: BakeSettings, signal?: AbortSignal): WaitOptions {
-  return { step, timeoutSeconds: s.instanceTimeout ?? DEFAULT_INSTANCE_TIMEOUT, pollMs: s.pollMs ?? DEFAULT_POLL_MS, signal };
+export function instanceWaitOptions(step: string, s: BakeSettings, signal?: AbortSignal, onRetry?: (reason: string) => void): WaitOptions {
+  return { step, timeoutSeconds: s.instanceTimeout ?? DEFAULT_INSTANCE_TIMEOUT, pollMs: s.pollMs ?? DEFAULT_POLL_MS, signal, onRetry };
 }
 
 /** Before a call that creates something: after Ctrl-C, make nothing more that would need undoing. */
@@ -36,17 +38,28 @@ export function throwIfAborted(step: string, signal: AbortSignal, doing: string)
 /**
  * Calls `check` until it returns something other than undefined, backing off between calls, until a
  * wall-clock deadline (checked once more at the deadline) or the signal aborts; `check` may throw to
- * give up early (a state that will never become the one awaited).
+ * give up early (a state that will never become the one awaited). A check that fails with throttling,
+ * a timeout or a server error is retried like a "not yet" until the deadline: a busy account must not
+ * end a bake that only had to wait.
  */
 export async function pollUntil<T>(what: string, opts: WaitOptions, check: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + opts.timeoutSeconds * 1000;
   let delay = opts.pollMs;
   for (;;) {
     if (opts.signal?.aborted) throw new StepError(opts.step, `interrupted while waiting for ${what}`);
-    const result = await check();
+    let result: T | undefined;
+    let transient: unknown;
+    try {
+      result = await check();
+    } catch (e) {
+      if (opts.signal?.aborted || !isTransientAwsError(e)) throw e;
+      transient = e;
+      opts.onRetry?.(`${(e as Error).message}; still waiting for ${what}`);
+    }
     if (result !== undefined) return result;
     const left = deadline - Date.now();
     if (left <= 0) {
+      if (transient) throw transient;
       throw new StepError(opts.step, `gave up after ${opts.timeoutSeconds}s waiting for ${what}`, opts.timeoutCode, opts.timeoutHint);
     }
     try {

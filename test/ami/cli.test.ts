@@ -19,7 +19,8 @@ describe("npm run bake-ami (the command)", function () {
     const { code, stdout } = bakeAmi("--help");
     assert.equal(code, 0);
     for (const flag of ["--stack", "--dry-run", "--force", "--on-error", "--reap", "--json", "--manifest", "--region", "--instance-type",
-      "--subnet", "--base-image", "--ssh-cidr", "--ssh-user", "--keep", "--target ssh", "--host", "--port", "--user", "--key"]) {
+      "--subnet", "--base-image", "--ssh-cidr", "--ssh-user", "--keep", "--target ssh", "--host", "--port", "--user", "--key",
+      "--ssh-interface", "--ssh-timeout", "--instance-timeout", "--image-timeout", "--request-timeout"]) {
       assert.ok(stdout.includes(flag), `${flag} is documented`);
     }
   });
@@ -32,6 +33,8 @@ describe("npm run bake-ami (the command)", function () {
     [["--stack", "prod", "--target", "ssh"], /--target ssh needs --host/],
     [["--stack", "prod", "--target", "ssh", "--host", "h", "--key", "/nonexistent"], /--key \/nonexistent: no such file/],
     [["--stack", "prod", "--host", "h"], /--host only applies with --target ssh/],
+    [["--stack", "prod", "--ssh-interface", "ssm"], /--ssh-interface must be public_ip, private_ip, session_manager \(got "ssm"\)/],
+    [["--stack", "prod", "--ssh-timeout", "5"], /--ssh-timeout must be a whole number from 10 to 7200 \(got "5"\)/],
     [["--stack", "staging"], /No stack "staging": .*Pulumi\.staging\.yaml does not exist \(stacks here: dev, prod\)/],
   ];
   for (const [args, message] of refused) {

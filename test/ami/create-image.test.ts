@@ -64,7 +64,9 @@ describe("step create-image", () => {
     assert.equal(image.devices[0].encrypted, true);
     assert.deepEqual(state.snapshotIds, [image.devices[0].snapshotId]);
     assert.equal(fake.snapshots.get(state.snapshotIds![0])!.tags["kiln:content-hash"], "c0ffee");
-    assert.deepEqual(fake.inputs("CreateTags"), [], "snapshots tagged at creation need no CreateTags");
+    // Snapshots tagged at creation need no CreateTags; the last call marks the image complete.
+    assert.deepEqual(fake.inputs("CreateTags"), [{ Resources: [state.imageId], Tags: [{ Key: "kiln:complete", Value: "true" }] }]);
+    assert.equal(image.tags["kiln:complete"], "true");
     assert.equal(state.imageDone, true);
 
     await cleanupAll(state, ALL);
@@ -122,9 +124,7 @@ describe("step create-image", () => {
 
   for (const [operation, code, skip] of [
     ["StopInstances", "IncorrectInstanceState", 0],
-    ["DescribeInstances", "RequestLimitExceeded", 0],
     ["CreateImage", "InvalidAMIName.Duplicate", 0],
-    ["DescribeImages", "InternalError", 0],
     ["DescribeImages", "UnauthorizedOperation", 1],
     ["ModifyImageAttribute", "UnauthorizedOperation", 0],
     ["DescribeSnapshots", "UnauthorizedOperation", 0],
@@ -138,6 +138,25 @@ describe("step create-image", () => {
       assert.deepEqual(fake.leftovers(), NO_LEFTOVERS);
     });
   }
+
+  it("rides out throttling and AWS-side errors in its status polls, past the SDK's attempts, within the deadline", async () => {
+    const state = await ready();
+    fake.failNext("DescribeInstances", ec2Error("RequestLimitExceeded", "Request limit exceeded.", 503), 5);
+    fake.failNext("DescribeImages", ec2Error("InternalError", "An internal error has occurred", 500), 5);
+    const ctx = context();
+    await stepCreateImage.run(state, ctx);
+    assert.equal(state.imageDone, true);
+    assert.equal(fake.calls.filter((c) => c.operation === "DescribeInstances" && c.error).length, 5);
+    assert.ok(ctx.lines.some((l) => /Request limit exceeded.*still waiting for instance/.test(l)), ctx.lines.join("\n"));
+  });
+
+  it("gives up on a poll that stays throttled at the deadline, naming the throttling", async () => {
+    const state = await ready({ settings: { instanceTimeout: 0.2 } });
+    fake.failNext("DescribeInstances", ec2Error("RequestLimitExceeded", "Request limit exceeded.", 503), Infinity);
+    await rejectsWithStep(stepCreateImage.run(state, context()), "create-image", "RequestLimitExceeded");
+    await undo(state);
+    assert.deepEqual(fake.leftovers(), NO_LEFTOVERS);
+  });
 
   it("finds an image whose CreateImage answer was lost, by the build's tag, and removes it", async () => {
     const state = await ready();

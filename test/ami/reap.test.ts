@@ -118,7 +118,7 @@ describe("reap", () => {
 
   it("finds nothing in a clean account", async () => {
     const report = await reapBuilders(opts());
-    assert.deepEqual(report, { dryRun: false, instances: [], keyPairs: [], securityGroups: [], spared: [], failed: [] });
+    assert.deepEqual(report, { dryRun: false, instances: [], keyPairs: [], securityGroups: [], images: [], profiles: [], spared: [], failed: [] });
     assert.deepEqual(fake.leftovers(), NO_LEFTOVERS);
   });
 });

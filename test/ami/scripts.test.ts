@@ -4,7 +4,6 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { SELF_CHECK_SCRIPT, VERIFY_SCRIPT } from "../../ami/steps/validate";
-import { BuilderHost } from "../support/builder-host";
 
 const ROOT = path.resolve(__dirname, "../..");
 const SCRIPTS = path.join(ROOT, "ami", "scripts");
@@ -73,79 +72,5 @@ describe("shell scripts", () => {
       assert.match(fs.readFileSync(file, "utf8"), /^# step: \S.+$/m, `${name}: a "# step:" title for the step counter`);
       assert.ok(fs.statSync(file).mode & 0o100, `${name} is executable`);
     }
-  });
-});
-
-describe("70-cloudwatch-agent.sh in a Debian root", function () {
-  this.timeout(15 * 60_000);
-  let host: BuilderHost;
-  const script = "/var/tmp/70-cloudwatch-agent.sh";
-  const config = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json";
-  const wants = "/etc/systemd/system/multi-user.target.wants/amazon-cloudwatch-agent.service";
-
-  before(async () => {
-    host = await BuilderHost.start({ sshd: false, log: (l) => console.log(`      ${l}`) });
-    fs.copyFileSync(path.join(SCRIPTS, "provision", "70-cloudwatch-agent.sh"), host.path(script));
-  });
-  after(async () => {
-    await host?.stop();
-  });
-  afterEach(() => {
-    for (const p of ["/opt/aws", "/usr/local/sbin/dnf", "/etc/systemd/system/amazon-cloudwatch-agent.service", wants]) {
-      fs.rmSync(host.path(p), { recursive: true, force: true });
-    }
-  });
-
-  /** A dnf that "installs" the agent as its RPM does: the ctl tool, the unit and the cwagent user. */
-  function stubDnf(): void {
-    fs.writeFileSync(
-      host.path("/usr/local/sbin/dnf"),
-      `#!/bin/sh
-set -eu
-echo "dnf $*" >> /var/tmp/dnf.calls
-mkdir -p /opt/aws/amazon-cloudwatch-agent/bin
-printf '#!/bin/sh\\necho "ctl $*" >> /var/tmp/ctl.calls\\nexit "\${CTL_EXIT:-0}"\\n' > /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl
-chmod 0755 /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl
-printf '[Service]\\nExecStart=/bin/true\\n[Install]\\nWantedBy=multi-user.target\\n' > /etc/systemd/system/amazon-cloudwatch-agent.service
-getent passwd cwagent >/dev/null || useradd --system cwagent
-`,
-      { mode: 0o755 },
-    );
-  }
-
-  it("with dnf: installs the agent, ships the kiln units' journal to /kiln/<stack>/worker, and enables it", () => {
-    stubDnf();
-    const r = host.chroot(["sh", script], { KILN_STACK: "prod" });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(fs.readFileSync(host.path("/var/tmp/dnf.calls"), "utf8"), /install -y -q amazon-cloudwatch-agent/);
-    const cfg = JSON.parse(fs.readFileSync(host.path(config), "utf8"));
-    const [entry] = cfg.logs.logs_collected.journald.collect_list;
-    assert.equal(entry.log_group_name, "/kiln/prod/worker");
-    assert.equal(entry.log_stream_name, "{instance_id}");
-    assert.deepEqual(entry.units, ["kiln-worker.service", "kiln-worker-env.service", "kiln-worker-failed.service"]);
-    assert.match(fs.readFileSync(host.path("/var/tmp/ctl.calls"), "utf8"), new RegExp(`-a fetch-config -m ec2 -c file:${config}`));
-    assert.ok(fs.lstatSync(host.path(wants)).isSymbolicLink(), "enabled for multi-user.target");
-    assert.match(host.chroot(["id", "-nG", "cwagent"]).stdout, /\bsystemd-journal\b/, "cwagent may read the journal");
-  });
-
-  it("with dnf and an agent that cannot read the config: a warning, the bake goes on, the agent stays disabled", () => {
-    stubDnf();
-    const r = host.chroot(["sh", script], { KILN_STACK: "prod", CTL_EXIT: "1" });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /^warning: .*left disabled/m);
-    assert.ok(!fs.existsSync(host.path(wants)));
-  });
-
-  it("with apt and no agent in its sources: skipped with a line saying so, without touching the network", () => {
-    const r = host.chroot(["sh", script], { KILN_STACK: "prod" });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /^skipped: amazon-cloudwatch-agent is not in this image's apt sources/m);
-    assert.ok(!fs.existsSync(host.path(config)));
-  });
-
-  it("without KILN_STACK: refuses, naming the variable", () => {
-    const r = host.chroot(["sh", script]);
-    assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /KILN_STACK is not set/);
   });
 });

@@ -1,6 +1,8 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { ConfigError, parseStackConfig, RawStackConfig } from "../../infra/config";
 import { CONFIG_KEYS, KeySpec } from "../../infra/config-keys";
@@ -49,7 +51,11 @@ describe("stack config", () => {
     ],
     ["a malformed subnet id", { "kiln:subnetIds": '["subnet-xyz"]' }, /kiln:subnetIds\.0 must hold subnet ids such as subnet-0123456789abcdef0 \(got/],
     ["no subnet at all", { "kiln:subnetIds": "[]" }, /kiln:subnetIds must list at least one subnet id/],
-    ["a missing required key", { "kiln:subnetIds": undefined }, /kiln:subnetIds is required/],
+    [
+      "a missing kiln:subnetIds, showing the command that sets it",
+      { "kiln:subnetIds": undefined },
+      /kiln:subnetIds is required: .* Set it with `pulumi config set --path 'kiln:subnetIds\[0\]' subnet-0123456789abcdef0 --stack prod`/,
+    ],
     [
       "a latency target that gives a backlog target below 1",
       { "kiln:acceptableLatency": "2", "kiln:avgProcessingMs": "5000" },
@@ -71,7 +77,7 @@ describe("stack config", () => {
     ["an empty env value SSM refuses", { "kiln:env": '{"PDF_DPI":""}' }, /kiln:env\.PDF_DPI must not be empty/],
     ["an S3 grant with a wildcard", { "kiln:s3Access": '["read:bucket/*"]' }, /kiln:s3Access\.0 must hold grants like read:my-bucket\/uploads\//],
     ["an S3 grant with no access mode", { "kiln:s3Access": '["cis-filesearch-storage/uploads/"]' }, /kiln:s3Access\.0 must hold grants/],
-    ["a missing region", { "aws:region": undefined }, /aws:region is not set: run `pulumi config set aws:region <region>`/],
+    ["a missing region", { "aws:region": undefined }, /aws:region is not set: run `pulumi config set aws:region <region> --stack prod`/],
     ["a malformed region", { "aws:region": "tokyo" }, /aws:region must be an AWS region such as ap-northeast-1/],
     ["a retention CloudWatch does not offer", { "kiln:logRetentionDays": "31" }, /kiln:logRetentionDays must be one of CloudWatch's retention periods/],
     ["a map where a list goes", { "kiln:subnetIds": "subnet-0a11b22c33d44e55f" }, /kiln:subnetIds must be a YAML list/],
@@ -85,6 +91,35 @@ describe("stack config", () => {
     ["a main-queue retention as long as the DLQ's", { "kiln:messageRetentionDays": "14" }, /kiln:messageRetentionDays must be a whole number of days \(the DLQ keeps 14\) from 1 to 13/],
     ["a drain systemd would cut short", { "kiln:drainTimeout": "120" }, /kiln:drainTimeout must be a whole number of seconds \(kiln-worker.service's TimeoutStopSec is 90\) from 1 to 80/],
     ["the same Spot instance type twice", { "kiln:spotInstanceTypes": '["t3.small","t3.small"]' }, /kiln:spotInstanceTypes must not list an instance type twice/],
+    [
+      "a refresh range AWS refuses to start (max more than 100 above min)",
+      { "kiln:refreshMinHealthyPercentage": "90", "kiln:refreshMaxHealthyPercentage": "200" },
+      /kiln:refreshMaxHealthyPercentage \(200\) is more than 100 above kiln:refreshMinHealthyPercentage \(90\): AWS refuses .* lower the maximum to 190 or raise the minimum to 100/,
+    ],
+    ["a max healthy percentage AWS does not take", { "kiln:refreshMaxHealthyPercentage": "250" }, /kiln:refreshMaxHealthyPercentage must be a whole number of percent from 100 to 200/],
+    [
+      "a scale-in budget shorter than a message may take",
+      { "kiln:scaleInTimeout": "120" },
+      /kiln:scaleInTimeout \(120\) is below kiln:processingTimeout \(180\): .* set it to 180 or more, or 0/,
+    ],
+    ["a scale-in budget past what a message can be hidden", { "kiln:scaleInTimeout": "50000" }, /kiln:scaleInTimeout must be a whole number of seconds from 0 to 43200/],
+    [
+      "burstable and other types in one Spot fleet (one credit setting for all)",
+      { "kiln:spot": "true", "kiln:spotInstanceTypes": '["t3.medium","m5.large"]' },
+      /kiln:spotInstanceTypes mixes burstable types \(t3.medium\) with others \(m5.large\): kiln:cpuCredits applies to T instances only/,
+    ],
+    ["a credit mode EC2 does not have", { "kiln:cpuCredits": "burst" }, /kiln:cpuCredits must be standard or unlimited \(got "burst"\)/],
+    [
+      "a bake root volume larger than the fleet's, which every launch would refuse",
+      { "kiln:bake": '{"rootVolumeSize":40}', "kiln:rootVolumeSize": "30" },
+      /kiln:bake.rootVolumeSize \(40\) is above kiln:rootVolumeSize \(30\): .* raise kiln:rootVolumeSize to 40/,
+    ],
+    ["an alarm address at a domain that receives no mail", { "kiln:alarmEmail": "ops@example.com" }, /kiln:alarmEmail is at a reserved example domain .* could never be confirmed/],
+    ["an alarm address under .test", { "kiln:alarmEmail": "oncall@corp.test" }, /kiln:alarmEmail is at a reserved example domain/],
+    ["a key kiln no longer reads", { "kiln:rootDeviceName": "/dev/xvda" }, /kiln:rootDeviceName is no longer a kiln setting: kiln reads the root device from the baked image now/],
+    ["a key without its namespace", { minSize: "3" }, /minSize has no namespace: Pulumi config keys are namespace:key, e\.g\. kiln:minSize/],
+    ["a mistyped bake setting, with a suggestion", { "kiln:bake": '{"subnetID":"subnet-0123456789abcdef0"}' }, /kiln:bake\.subnetID is not a setting of kiln:bake: did you mean subnetId\? use instanceType, subnetId/],
+    ["a queue sender that is none of the kinds", { "kiln:queueSenders": '["arn:aws:lambda:ap-northeast-1:123456789012:function:f"]' }, /kiln:queueSenders\.0 must hold an account id, an IAM role or user ARN, or an S3 bucket, EventBridge rule or SNS topic ARN/],
   ];
 
   for (const [what, overrides, message] of rejected) {
@@ -110,9 +145,32 @@ describe("stack config", () => {
     assert.equal(problems.length, 3);
   });
 
+  it("reports the checks across keys in the same pass as each key's own problems", () => {
+    const problems = problemsOf(prod({ "kiln:minSize": "x", "kiln:visibilityTimeout": "100", "kiln:maxSzie": "4" }));
+    assert.deepEqual(
+      problems.map((p) => p.split(" ").slice(0, 2).join(" ")),
+      ["kiln:maxSzie is", "kiln:minSize must", "kiln:visibilityTimeout (100)"],
+      problems.join("\n"),
+    );
+  });
+
+  it("lists every kiln:bake problem on its own line, showing only the offending value, never the whole map", () => {
+    const bake = { keep: 0, sshCidr: "office", subnetId: "subnet-0123456789abcdef0", sshUsr: "admin", tags: { Team: "ocr" } };
+    const problems = problemsOf(prod({ "kiln:bake": JSON.stringify(bake) }));
+    assert.deepEqual(problems.map((p) => p.split(" ")[0]).sort(), ["kiln:bake.keep", "kiln:bake.sshCidr", "kiln:bake.sshUsr"]);
+    assert.ok(problems.some((p) => /^kiln:bake\.keep must keep at least 1 image \(got "0"\)$/.test(p)), problems.join("\n"));
+    assert.ok(problems.some((p) => /^kiln:bake\.sshCidr must be an IPv4 CIDR .*\(got "office"\)$/.test(p)), problems.join("\n"));
+    assert.ok(problems.some((p) => /^kiln:bake\.sshUsr is not a setting of kiln:bake: did you mean sshUser\?/.test(p)), problems.join("\n"));
+    for (const p of problems) assert.doesNotMatch(p, /subnet-0123456789abcdef0|\\"|\{"/, "no map dumped as escaped JSON");
+  });
+
   it("insists that kiln:secretEnv values were set with --secret", () => {
     const plain = prod({ "kiln:secretEnv": '{"OPENSEARCH_PASSWORD":"hunter2"}' });
-    assert.ok(problemsOf(plain).some((p) => /kiln:secretEnv holds plaintext values: set each with `pulumi config set --secret/.test(p)));
+    assert.ok(
+      problemsOf(plain).some((p) =>
+        p.startsWith("kiln:secretEnv.OPENSEARCH_PASSWORD is plaintext: set it with `pulumi config set --secret --path 'kiln:secretEnv.OPENSEARCH_PASSWORD' ... --stack prod`"),
+      ),
+    );
     const secret = prod({ "kiln:secretEnv": '{"OPENSEARCH_PASSWORD":"hunter2"}' }, ["kiln:secretEnv"]);
     assert.equal(parseStackConfig("prod", secret).secretEnv.OPENSEARCH_PASSWORD, "hunter2");
   });
@@ -142,14 +200,32 @@ describe("stack config", () => {
       assert.deepEqual(aws.created.filter((r) => r.type.startsWith("aws:")), []);
     });
 
-    it("refuses subnets in different VPCs", async () => {
-      const aws = new FakeAws();
-      aws.subnetVpcs = { "subnet-0a11b22c33d44e55f": "vpc-0aaaaaaaaaaaaaaaa", "subnet-0f66e77d88c99b00a": "vpc-0bbbbbbbbbbbbbbbb" };
-      await assert.rejects(
-        runStack("prod", stackConfig("prod"), aws),
-        /kiln:subnetIds must all be in one VPC, but subnet-0a11b22c33d44e55f in vpc-0aaaaaaaaaaaaaaaa, subnet-0f66e77d88c99b00a in vpc-0bbbbbbbbbbbbbbbb/,
-      );
-      assert.equal(aws.created.filter((r) => r.type === "aws:ec2/securityGroup:SecurityGroup").length, 0);
+    it("names the one plaintext value beside a secret one, from the stack file, as Pulumi passes both decrypted", async () => {
+      // The CLI marks kiln:secretEnv secret as a whole and hands the program both values in clear;
+      // only the stack file in the project directory says which one was never encrypted.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-program-"));
+      const text = fs.readFileSync(path.join(REPO, "Pulumi.prod.yaml"), "utf8") +
+        "  kiln:secretEnv:\n    OPENSEARCH_PASSWORD:\n      secure: v1:abcdefabcdef\n    API_TOKEN: plain-token\n";
+      fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), text);
+      const cfg = stackConfig("prod");
+      cfg.values["kiln:secretEnv"] = JSON.stringify({ OPENSEARCH_PASSWORD: "decrypted", API_TOKEN: "plain-token" });
+      cfg.secretKeys.push("kiln:secretEnv");
+      const cwd = process.cwd();
+      process.chdir(dir);
+      try {
+        const aws = new FakeAws();
+        await assert.rejects(runStack("prod", cfg, aws), (e: Error) => {
+          assert.ok(pulumi.RunError.isInstance(e), "a RunError: Pulumi prints its message without a stack trace");
+          assert.match(e.message, /kiln:secretEnv\.API_TOKEN is plaintext: set it with `pulumi config set --secret --path 'kiln:secretEnv\.API_TOKEN' \.\.\. --stack prod`/);
+          assert.doesNotMatch(e.message, /OPENSEARCH_PASSWORD/);
+          assert.doesNotMatch(e.message, /plain-token|decrypted/, "no value echoed");
+          return true;
+        });
+        assert.deepEqual(aws.created.filter((r) => r.type.startsWith("aws:")), []);
+      } finally {
+        process.chdir(cwd);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 

@@ -1,20 +1,26 @@
 import { strict as assert } from "node:assert";
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { runStack, stackConfig, StackRun } from "../support/pulumi-harness";
+import { runStack, StackRun } from "../support/pulumi-harness";
+import { TestAccount } from "../support/moto-network";
 
 const SECRET = "s3cr3t-OpenSearch-pa55word";
 const TOKEN = "tok-9f8e7d6c5b4a";
 
 describe("secrets from kiln:secretEnv", () => {
   let run: StackRun;
+  let account: TestAccount;
   const paramName = "/kiln/prod/worker/OPENSEARCH_PASSWORD";
 
   before(async () => {
-    const cfg = stackConfig("prod");
+    account = await TestAccount.start();
+    const cfg = account.stackConfig("prod");
     cfg.values["kiln:secretEnv"] = JSON.stringify({ OPENSEARCH_PASSWORD: SECRET, API_TOKEN: TOKEN });
     cfg.secretKeys.push("kiln:secretEnv");
-    run = await runStack("prod", cfg);
+    run = await runStack("prod", cfg, account.fakeAws());
+  });
+  after(async () => {
+    await account?.stop();
   });
 
   it("become SecureString parameters holding the value, marked secret", () => {
@@ -22,6 +28,7 @@ describe("secrets from kiln:secretEnv", () => {
     assert.equal(p.inputs.type, "SecureString");
     assert.equal(p.inputs.value, SECRET);
     assert.ok(p.secretPaths.includes("value"), "the value reached the engine as a secret");
+    assert.equal(p.inputs.keyId, run.one("aws:kms/key:Key").state.arn, "under the stack's own key, not aws/ssm");
   });
 
   it("appear in no other resource input: not in user data, tags, names or policies", () => {

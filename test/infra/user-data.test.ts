@@ -4,7 +4,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { renderUserData } from "../../infra/user-data";
-import { runStack, stackConfig } from "../support/pulumi-harness";
+import { runStack } from "../support/pulumi-harness";
+import { TestAccount } from "../support/moto-network";
 
 /** Runs the real cloud-init schema validator on a file. */
 function cloudInitSchema(text: string): { ok: boolean; output: string } {
@@ -29,14 +30,17 @@ describe("user data", () => {
   });
 
   it("passes cloud-init's schema, as the launch template of each stack carries it", async () => {
-    for (const stack of ["prod", "dev"]) {
-      const cfg = stackConfig(stack);
-      cfg.values["kiln:amiId"] ||= "ami-0fedcba9876543210";
-      const run = await runStack(stack, cfg);
-      const text = Buffer.from(run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs.userData, "base64").toString();
-      const result = cloudInitSchema(text);
-      assert.ok(result.ok, `${stack}: ${result.output}`);
-      assert.match(result.output, /Valid cloud-config/);
+    const account = await TestAccount.start();
+    try {
+      for (const stack of ["prod", "dev"]) {
+        const run = await runStack(stack, account.stackConfig(stack), account.fakeAws());
+        const text = Buffer.from(run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs.userData, "base64").toString();
+        const result = cloudInitSchema(text);
+        assert.ok(result.ok, `${stack}: ${result.output}`);
+        assert.match(result.output, /Valid cloud-config/);
+      }
+    } finally {
+      await account.stop();
     }
   });
 

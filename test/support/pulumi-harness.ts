@@ -48,8 +48,13 @@ export class FakeAws {
   private versions = new Map<string, { digest: string; version: number }>();
   /** Every resource any run has registered. */
   readonly created: Recorded[] = [];
-  /** Which VPC each subnet is in; unknown subnets are in vpc-0a0a0a0a0a0a0a0a0. */
-  subnetVpcs: Record<string, string> = {};
+  /**
+   * Where the program's own AWS calls go (the subnet and image checks it makes with the SDK before
+   * declaring anything): a moto server, whose network and image the stack config must name.
+   */
+  ec2Endpoint?: string;
+  /** Who `pulumi up` runs as: aws:getCallerIdentity's ARN. */
+  callerArn = `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/alice`;
 
   constructor(readonly region = "ap-northeast-1") {}
 
@@ -105,6 +110,21 @@ class Recorder implements pulumi.runtime.Mocks {
       case "aws:cloudwatch/logGroup:LogGroup":
         state.arn = `arn:aws:logs:${region}:${ACCOUNT}:log-group:${physical}`;
         break;
+      case "aws:kms/key:Key":
+        state.keyId = `${short(name)}-0000-4000-8000-000000000000`;
+        state.arn = `arn:aws:kms:${region}:${ACCOUNT}:key/${state.keyId}`;
+        id = state.keyId;
+        break;
+      case "aws:sns/topic:Topic":
+        state.arn = `arn:aws:sns:${region}:${ACCOUNT}:${physical}`;
+        id = state.arn;
+        break;
+      case "aws:ec2/vpcEndpoint:VpcEndpoint":
+        id = `vpce-${short(name)}0123456789`;
+        break;
+      case "aws:cloudwatch/metricAlarm:MetricAlarm":
+        state.arn = `arn:aws:cloudwatch:${region}:${ACCOUNT}:alarm:${physical}`;
+        break;
       case "aws:autoscaling/group:Group":
         id = physical;
         state.arn = `arn:aws:autoscaling:${region}:${ACCOUNT}:autoScalingGroup:0000:autoScalingGroupName/${physical}`;
@@ -119,11 +139,16 @@ class Recorder implements pulumi.runtime.Mocks {
   call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
     switch (args.token) {
       case "aws:index/getCallerIdentity:getCallerIdentity":
-        return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/deployer`, userId: "AIDEXAMPLE", id: ACCOUNT };
+        return { accountId: ACCOUNT, arn: this.aws.callerArn, userId: "AROAEXAMPLE:alice", id: ACCOUNT };
+      case "aws:iam/getSessionContext:getSessionContext": {
+        // As AWS answers: an assumed-role session's issuer is its role; anything else is itself.
+        const m = /^arn:aws:sts::(\d{12}):assumed-role\/([^/]+)\/(.+)$/.exec(args.inputs.arn);
+        return m
+          ? { arn: args.inputs.arn, issuerArn: `arn:aws:iam::${m[1]}:role/${m[2]}`, issuerName: m[2], sessionName: m[3], id: args.inputs.arn }
+          : { arn: args.inputs.arn, issuerArn: args.inputs.arn, id: args.inputs.arn };
+      }
       case "aws:index/getPartition:getPartition":
         return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
-      case "aws:ec2/getSubnet:getSubnet":
-        return { id: args.inputs.id, vpcId: this.aws.subnetVpcs[args.inputs.id] ?? "vpc-0a0a0a0a0a0a0a0a0" };
       default:
         throw new Error(`the test mocks do not answer ${args.token}`);
     }
@@ -156,6 +181,7 @@ export async function runStack(
   const recorder = new Recorder(aws);
   await pulumi.runtime.setMocks(recorder, "kiln", stack, false);
   pulumi.runtime.setAllConfig(config.values, config.secretKeys ?? []);
+  const restore = pointSdkAt(aws.ec2Endpoint);
 
   const constructed: Constructed[] = [];
   let exports: Record<string, any> = {};
@@ -167,7 +193,11 @@ export async function runStack(
     delete require.cache[require.resolve(PROGRAM)];
     // index.ts exports an async program, as Pulumi allows; its result is the stack outputs.
     const program = require(PROGRAM) as () => Promise<Record<string, any>>;
-    exports = await program();
+    try {
+      exports = await program();
+    } finally {
+      restore();
+    }
     return exports;
   });
   // The mocks answer asynchronously: wait until every registration has gone through.
@@ -189,6 +219,21 @@ export async function runStack(
       return found[0];
     },
   };
+}
+
+/** The SDK calls the program makes itself go to `endpoint`, with dummy credentials; returns the undo. */
+function pointSdkAt(endpoint: string | undefined): () => void {
+  const vars = { AWS_ENDPOINT_URL_EC2: endpoint, AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined };
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const set = (v: Record<string, string | undefined>) => {
+    for (const [k, x] of Object.entries(v)) {
+      if (x === undefined) delete process.env[k];
+      else process.env[k] = x;
+    }
+  };
+  // Without an endpoint, no test account exists: any SDK call fails at once instead of reaching AWS.
+  set({ ...vars, AWS_ENDPOINT_URL_EC2: endpoint ?? "http://127.0.0.1:9" });
+  return () => set(saved);
 }
 
 /** Resolves an Output in a test. */

@@ -139,6 +139,8 @@ export class Ec2World {
     created?: Date;
     rootSize?: number;
     rootDeviceName?: string;
+    /** Default: v2.0 for someone else's, unset for one of ours unless it is tagged kiln:complete (as a finished bake leaves it). */
+    imdsSupport?: string;
   }): string {
     const id = this.idMaker.next("ami");
     const self = (opts.owner ?? "self") === "self";
@@ -156,7 +158,7 @@ export class Ec2World {
       devices: [{ deviceName: rootDeviceName, snapshotId: snap, size: opts.rootSize ?? 8, volumeType: "gp3", encrypted: self, deleteOnTermination: true }],
       creationDate: opts.created ?? this.now(),
       tags: opts.tags ?? {},
-      imdsSupport: self ? undefined : "v2.0",
+      imdsSupport: opts.imdsSupport ?? (!self || opts.tags?.["kiln:complete"] === "true" ? "v2.0" : undefined),
       // Someone else's image being made: it stays pending until settle().
       ticksLeft: Infinity,
       seeded: true,
