@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { bakeSettings } from "../../ami/settings";
+import { linkProdApp } from "../support/bake-on-fake";
 import { REPO } from "../support/pulumi-harness";
 
 describe("bake settings", () => {
@@ -50,6 +51,7 @@ describe("bake settings", () => {
     beforeEach(() => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-bake-settings-"));
       text = fs.readFileSync(path.join(REPO, "Pulumi.prod.yaml"), "utf8");
+      linkProdApp(dir);
     });
     afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
     const withBake = (lines: string) => {
