@@ -82,8 +82,7 @@ export async function bakeImage(opts: {
     const privateKey = addLoginUser(builder.merged, opts.dir);
     writeLaunch(builder.merged, { instanceId: "i-0b0b0b0b0b0b0b0b0", userData: "#cloud-config\n{}\n" });
     machine = await BootedMachine.boot({ root: builder.merged, netns: opts.network.path });
-    // systemd skips the random seed in a container; the builder must save one as an instance does.
-    await machine.exec(["sh", "-c", "mkdir -p /run/systemd/system/systemd-random-seed.service.d && printf '[Unit]\\nConditionVirtualization=\\n' > /run/systemd/system/systemd-random-seed.service.d/kiln-test.conf && systemctl daemon-reload && systemctl start systemd-random-seed.service"]);
+    await saveRandomSeedAtShutdown(machine);
 
     const state: BakeState = sshBakeState(REPO, { host: "127.0.0.1", port: opts.network.port("ssh"), user: LOGIN_USER, privateKey }, { sshTimeout: 60, ...opts.settings, sshUser: LOGIN_USER });
     const ran: Step<BakeState>[] = [];
@@ -114,6 +113,16 @@ export async function bakeImage(opts: {
     builder.unmount();
     throw e;
   }
+}
+
+/**
+ * systemd skips its random seed in a container (ConditionVirtualization=!container); a machine that
+ * must save one at shutdown, as an EC2 instance does, gets the condition lifted for this boot (/run).
+ */
+export async function saveRandomSeedAtShutdown(machine: BootedMachine): Promise<void> {
+  const dropIn = "/run/systemd/system/systemd-random-seed.service.d/kiln-test.conf";
+  const r = await machine.exec(["sh", "-c", `mkdir -p ${path.dirname(dropIn)} && printf '[Unit]\\nConditionVirtualization=\\n' > ${dropIn} && systemctl daemon-reload && systemctl start systemd-random-seed.service`]);
+  if (r.status !== 0) throw new Error(`could not start systemd-random-seed: ${r.stderr}`);
 }
 
 /** The base image's login user, with passwordless sudo and a fresh key: what EC2's key pair gives. */

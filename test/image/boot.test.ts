@@ -13,7 +13,7 @@ import { LoopbackNetwork } from "../support/loopback-network";
 import { BootedMachine, Overlay } from "../support/nspawn";
 import { REPO } from "../support/pulumi-harness";
 import { eventually } from "../support/sqs";
-import { bakeImage, BakedImage, writeLaunch } from "./baked-image";
+import { bakeImage, BakedImage, saveRandomSeedAtShutdown, writeLaunch } from "./baked-image";
 import { StackCloud } from "./stack-cloud";
 
 const STACK = "prod";
@@ -158,7 +158,10 @@ describe("the prod image, baked on a booted builder and booted as the fleet's in
     it("drains on a stop: the message in flight finishes, none is lost or left in flight", async () => {
       await cloud.sqs.send(cloud.queue.url, [1, 2, 3].map((i) => JSON.stringify({ key: `uploads/slow-${i}.pdf`, work_ms: 3000 })));
       assert.ok(await eventually(async () => (await cloud.sqs.depth(cloud.queue.url)).inFlight === 1, 30_000, 100), "a message in flight");
+      // The control for the builder's seal: a machine without it keeps the seed saved at shutdown.
+      await saveRandomSeedAtShutdown(machine);
       await machine.poweroff();
+      assert.ok(fs.existsSync(overlay.path("/var/lib/systemd/random-seed")), "an instance saves its own seed as it stops");
       const d = await cloud.sqs.depth(cloud.queue.url);
       assert.equal(d.inFlight, 0, "released or done, never held by a stopped worker");
       assert.equal(d.visible, 2, "the one in flight was finished and deleted; the two waiting are still there");
