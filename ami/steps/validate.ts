@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { INSTALL } from "../../worker/contract";
+import { EXIT, INSTALL } from "../../worker/contract";
 import { describeWorkerMode } from "../self-check-env";
 import { address } from "../ssh";
 import type { BakeState } from "../state";
@@ -86,7 +86,7 @@ async function selfCheck(session: Session, state: BakeState, ctx: StepContext): 
   if (r.code !== 0) {
     throw new StepError(
       STEP,
-      `the stack's worker does not start on the image: the self-check of ${mode} exited ${r.code}${r.code === 78 ? " (configuration error)" : ""}`,
+      `the stack's worker does not start on the image: the self-check of ${mode} exited ${r.code}${r.code === EXIT.CONFIG_ERROR ? " (configuration error)" : ""}`,
       undefined,
       "its output is above: install what it names with kiln:bake.appDir's scripts, or fix the stack's kiln:workerHandler, " +
         "kiln:workerCommand or kiln:workerApp (--on-error=abort keeps the builder to look at)",
