@@ -1,8 +1,8 @@
 import { performance } from "node:perf_hooks";
 import type { DeleteMessageBatchResult, ReceiveMessageResult } from "@aws-sdk/client-sqs";
 import { forkTs, stopChild } from "./children";
-import { BareShape, ContenderName, startContender } from "./contenders";
-import { indexOf, remaining, sqsClient, Workload, workloadHandler } from "./messages";
+import { BareShape, ContenderName, prepareContender } from "./contenders";
+import { indexOf, remaining, sqsClient, Workload } from "./messages";
 
 /**
  * One contender on one pre-filled queue, in a fresh process: each starts with a cold heap and JIT,
@@ -99,7 +99,6 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
   let handled = 0;
   let duplicates = 0;
   let handlerMs = 0;
-  const work = workloadHandler(job.workload);
   let errors = 0;
   const firstErrors: string[] = [];
   let stopping = false;
@@ -109,18 +108,17 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
   if (before !== job.messages) throw new Error(`queue holds ${before} messages, expected ${job.messages}`);
   for (const k of Object.keys(requests)) delete requests[k];
 
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  const running = startContender(job.contender, {
+  const contender = await prepareContender(job.contender, {
     sqs,
     queueUrl: job.queueUrl,
     inFlight: job.inFlight,
     bare: job.bare,
     waitTimeSeconds: job.waitTimeSeconds,
-    handle: async (message) => {
+    workload: job.workload,
+    handle: async (message, run) => {
       if (seen[indexOf(message.Body ?? "")]++) duplicates++;
       const t = performance.now();
-      await work(message);
+      await run(message);
       handlerMs += performance.now() - t;
       handled++;
     },
@@ -131,6 +129,10 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
       if (firstErrors.length < 3) firstErrors.push(`${operation}: ${e.message}`);
     },
   });
+
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  contender.start();
 
   let stalled = false;
   let lastDeleted = 0;
@@ -148,7 +150,7 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
   const rssMb = process.memoryUsage.rss() / 2 ** 20;
   clearInterval(watchdog);
   stopping = true;
-  await running.stop();
+  await contender.stop();
   const leftInQueue = await remaining(sqs, job.queueUrl);
   sqs.destroy();
   return {

@@ -7,9 +7,14 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import { Consumer as SqsConsumer } from "sqs-consumer";
+import * as path from "node:path";
 import { Consumer } from "../worker/consumer";
 import { WORKER_DEFAULTS } from "../worker/contract";
-import { VISIBILITY_TIMEOUT_S } from "./messages";
+import { HandlerPool, handlerThreads } from "../worker/handler-pool";
+import { createLogger } from "../worker/log";
+import { VISIBILITY_TIMEOUT_S, Workload, workloadHandler } from "./messages";
+
+const KILN_WORKLOAD = path.join(__dirname, "handlers", "workload.js");
 
 export const CONTENDERS = ["kiln", "sqs-consumer", "bare"] as const;
 export type ContenderName = (typeof CONTENDERS)[number];
@@ -27,27 +32,49 @@ export interface ContenderSetup {
   inFlight: number;
   bare: BareShape;
   waitTimeSeconds: number;
-  handle(message: Message): Promise<void>;
+  workload: Workload;
+  /** The bench's bookkeeping around one message's handler: `run` is the handler itself. */
+  handle(message: Message, run: (message: Message) => Promise<void>): Promise<void>;
   onError(error: Error, operation: string): void;
 }
 
 export interface RunningContender {
+  /** Starts consuming; anything before (threads loading a module) is set-up, not timed. */
+  start(): void;
   stop(): Promise<void>;
 }
 
-export function startContender(name: ContenderName, setup: ContenderSetup): RunningContender {
+export async function prepareContender(name: ContenderName, setup: ContenderSetup): Promise<RunningContender> {
   switch (name) {
     case "kiln":
-      return startKiln(setup);
+      return prepareKiln(setup);
     case "sqs-consumer":
-      return startSqsConsumer(setup);
+      return startLater(() => startSqsConsumer(setup));
     case "bare":
-      return startBareLoop(setup);
+      return startLater(() => startBareLoop(setup));
   }
 }
 
-/** kiln's Consumer exactly as worker/run.ts builds it, with the worker's defaults. */
-function startKiln(s: ContenderSetup): RunningContender {
+function startLater(start: () => { stop(): Promise<void> }): RunningContender {
+  let running: { stop(): Promise<void> } | undefined;
+  return { start: () => void (running = start()), stop: async () => running?.stop() };
+}
+
+/**
+ * kiln as worker/run.ts builds it: the Consumer with the worker's defaults, and the workload as a
+ * WORKER_HANDLER module in the worker's handler threads, so every message pays the hop to its
+ * thread and back as it does in production. The other contenders call the workload in-process.
+ */
+async function prepareKiln(s: ContenderSetup): Promise<RunningContender> {
+  const pool = new HandlerPool({
+    modulePath: KILN_WORKLOAD,
+    maxWorkers: s.inFlight,
+    threads: handlerThreads(s.inFlight),
+    abortGraceMs: 5_000,
+    log: createLogger("silent"),
+    env: { ...process.env, BENCH_WORKLOAD: s.workload },
+  });
+  await pool.start();
   const consumer = new Consumer({
     sqs: s.sqs,
     queueUrl: s.queueUrl,
@@ -57,14 +84,17 @@ function startKiln(s: ContenderSetup): RunningContender {
     visibilityTimeout: VISIBILITY_TIMEOUT_S,
     processingTimeoutMs: WORKER_DEFAULTS.PROCESSING_TIMEOUT * 1000,
     retryDelaySeconds: WORKER_DEFAULTS.WORKER_RETRY_DELAY,
-    process: (message) => s.handle(message),
+    process: (message, signal) => s.handle(message, (m) => pool.process(m, signal)),
+    capacity: () => pool.capacity(),
   });
+  pool.on("capacity", () => consumer.wake());
   consumer.on("error", (e, operation) => s.onError(e, operation));
   consumer.on("failed", (_m, e) => s.onError(e, "handler"));
-  consumer.start();
   return {
+    start: () => consumer.start(),
     stop: async () => {
       await consumer.drain(5_000);
+      await pool.stop();
     },
   };
 }
@@ -74,7 +104,8 @@ function startKiln(s: ContenderSetup): RunningContender {
  * option (each poll's batch runs under Promise.all and the next poll waits for all of it), one
  * instance per 10 handlers in flight on a shared client.
  */
-function startSqsConsumer(s: ContenderSetup): RunningContender {
+function startSqsConsumer(s: ContenderSetup): { stop(): Promise<void> } {
+  const work = workloadHandler(s.workload);
   const instances = Array.from({ length: Math.ceil(s.inFlight / 10) }, () =>
     SqsConsumer.create({
       queueUrl: s.queueUrl,
@@ -83,7 +114,7 @@ function startSqsConsumer(s: ContenderSetup): RunningContender {
       waitTimeSeconds: s.waitTimeSeconds,
       visibilityTimeout: VISIBILITY_TIMEOUT_S,
       handleMessage: async (message) => {
-        await s.handle(message);
+        await s.handle(message, work);
         // v14 deletes only a message the handler returns.
         return message;
       },
@@ -105,7 +136,8 @@ function startSqsConsumer(s: ContenderSetup): RunningContender {
  * The ceiling: nothing but SDK calls. Each loop receives, runs the handlers in parallel, and sends
  * the delete without waiting for it, so the next receive leaves at once.
  */
-function startBareLoop(s: ContenderSetup): RunningContender {
+function startBareLoop(s: ContenderSetup): { stop(): Promise<void> } {
+  const work = workloadHandler(s.workload);
   const abort = new AbortController();
   // Every loop's receive listens on this one signal: 100 listeners are intended, not a leak.
   setMaxListeners(s.bare.loops + 10, abort.signal);
@@ -138,7 +170,7 @@ function startBareLoop(s: ContenderSetup): RunningContender {
         continue;
       }
       if (messages.length === 0) continue;
-      await Promise.all(messages.map((m) => s.handle(m)));
+      await Promise.all(messages.map((m) => s.handle(m, work)));
       const d: Promise<unknown> = del(messages)
         .catch((e: Error) => s.onError(e, "DeleteMessage"))
         .finally(() => deletes.delete(d));

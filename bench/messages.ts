@@ -98,8 +98,8 @@ export async function filledQueue(sqs: SQSClient, label: string, n: number, from
   return url;
 }
 
-/** Messages not yet deleted: visible plus received-and-not-deleted. */
-export async function remaining(sqs: SQSClient, queueUrl: string): Promise<number> {
+/** Visible, received-and-not-deleted, and delayed messages. */
+export async function depth(sqs: SQSClient, queueUrl: string): Promise<{ visible: number; inFlight: number; delayed: number }> {
   const out = await sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: queueUrl,
@@ -107,7 +107,17 @@ export async function remaining(sqs: SQSClient, queueUrl: string): Promise<numbe
     }),
   );
   const a = out.Attributes ?? {};
-  return Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(a.ApproximateNumberOfMessagesDelayed ?? 0);
+  return {
+    visible: Number(a.ApproximateNumberOfMessages ?? 0),
+    inFlight: Number(a.ApproximateNumberOfMessagesNotVisible ?? 0),
+    delayed: Number(a.ApproximateNumberOfMessagesDelayed ?? 0),
+  };
+}
+
+/** Messages not yet deleted: visible plus received-and-not-deleted. */
+export async function remaining(sqs: SQSClient, queueUrl: string): Promise<number> {
+  const d = await depth(sqs, queueUrl);
+  return d.visible + d.inFlight + d.delayed;
 }
 
 export async function deleteQueue(sqs: SQSClient, queueUrl: string): Promise<void> {

@@ -1,6 +1,8 @@
 import { CONTENDERS, ContenderName } from "./contenders";
 import type { ContenderResult } from "./contender-process";
+import { APP_IDEAL_PER_MINUTE, APP_TARGET, AppResult, IMPORT_SECONDS, WORK_MS } from "./app";
 import type { RssResult } from "./rss";
+import { STOP_WORKER, StopResult } from "./stops";
 import type { Scenario } from "./scenarios";
 
 /** Growth above this across the RSS run counts as not flat. */
@@ -31,6 +33,9 @@ export interface BenchReport {
   };
   quick: boolean;
   scenarios: ScenarioOutcome[];
+  /** The seeds-shaped Python worker as an app and as a command; a string when the run failed. */
+  app?: AppResult | string;
+  stops?: StopResult | string;
   rss?: RssResult;
   rssFailure?: string;
   seconds: number;
@@ -43,6 +48,41 @@ function verdict(o: ScenarioOutcome): Verdict {
   const r = o.results;
   if (!r.kiln || !r["sqs-consumer"] || !r.bare || CONTENDERS.some((c) => r[c]!.stalled)) return "error";
   return o.scenario.target.met(r as Record<ContenderName, ContenderResult>) ? "met" : "MISSED";
+}
+
+function appVerdict(app: AppResult): Verdict {
+  return app.median.app >= APP_TARGET * APP_IDEAL_PER_MINUTE ? "met" : "MISSED";
+}
+
+function stopVerdict(stops: StopResult): Verdict {
+  return stops.stranded === 0 && stops.rounds.every((r) => r.exitCode === 0) ? "met" : "MISSED";
+}
+
+function appLines(app: AppResult | string): string[] {
+  if (typeof app === "string") return [`seeds-shaped app run FAILED: ${app}`];
+  const per = (mode: "app" | "command") => app.runs.filter((r) => r.mode === mode);
+  const of = (mode: "app" | "command") => per(mode).map((r) => r.perMinute.toFixed(1)).join(" / ");
+  return [
+    `the seeds' worker (Python, ${IMPORT_SECONDS} s of imports, ${WORK_MS} ms of CPU a message; MAX_WORKERS=1; ideal ${APP_IDEAL_PER_MINUTE}/min), median of ${per("app").length} interleaved runs:`,
+    `  app mode (WORKER_APP)          ${app.median.app.toFixed(1)} messages/min = ${((app.median.app / APP_IDEAL_PER_MINUTE) * 100).toFixed(1)}% of ideal (runs ${of("app")}); target ≥ ${APP_TARGET * 100}%: ${appVerdict(app)}`,
+    `  command mode (WORKER_COMMAND)  ${app.median.command.toFixed(1)} messages/min = ${((app.median.command / APP_IDEAL_PER_MINUTE) * 100).toFixed(1)}% of ideal (runs ${of("command")}): the imports paid per message`,
+    `  app / command                  ${(app.median.app / app.median.command).toFixed(2)}×; the app's first message ${median(per("app").map((r) => r.startSeconds)).toFixed(1)} s after the worker started (imports, health check)`,
+  ];
+}
+
+function stopLines(stops: StopResult | string): string[] {
+  if (typeof stops === "string") return [`stop run FAILED: ${stops}`];
+  const busy = stops.rounds.filter((r) => r.busy).length;
+  const s = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : "–");
+  return [
+    `SIGTERM at ${stops.rounds.length} random points (${busy} busy, ${stops.rounds.length - busy} idle in a long poll), ${stops.latencyMs} ms of latency, MAX_WORKERS=${STOP_WORKER.MAX_WORKERS}, SQS_WAIT_TIME=${STOP_WORKER.SQS_WAIT_TIME}:`,
+    `  messages stranded ${stops.stranded} (target 0): ${stopVerdict(stops)}; exit codes ${[...new Set(stops.rounds.map((r) => r.exitCode))].join(", ")}`,
+    `  median SIGTERM → exit ${s(stops.medianExitMs.all)} (busy ${s(stops.medianExitMs.busy)}, idle ${s(stops.medianExitMs.idle)}: an idle worker waits for its open receive to return, up to SQS_WAIT_TIME, rather than strand what it brings)`,
+  ];
+}
+
+function median(xs: number[]): number {
+  return xs.length ? [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1] : NaN;
 }
 
 function rssVerdict(rss: RssResult): Verdict {
@@ -129,12 +169,15 @@ export function formatReport(report: BenchReport): string {
     out.push("");
     out.push("how each ran (one fresh process per contender, a fresh queue filled with the same bodies, fill not timed;");
     out.push("  the clock runs from start until the Nth delete is acknowledged, counted by a middleware on the SQS client):");
-    out.push("  kiln            worker/consumer.ts Consumer, concurrency = in flight, maxMessages 10, the worker's defaults");
+    out.push("  kiln            worker/consumer.ts Consumer, concurrency = in flight, maxMessages 10, the worker's defaults; the workload");
+    out.push("                  a WORKER_HANDLER module in the worker's handler threads (min(in flight, CPUs - 1) of them), as in production");
     out.push("  sqs-consumer    batchSize 10, one instance per 10 in flight on one client (v14 has no concurrency option)");
     for (const o of report.scenarios) out.push(`  bare (${o.scenario.id})`.padEnd(18) + o.scenario.bareNote);
     out.push("  all             one SQSClient config (keep-alive, 256 sockets), WaitTimeSeconds 20, VisibilityTimeout 300", "");
   }
 
+  if (report.app) out.push(...appLines(report.app), "");
+  if (report.stops) out.push(...stopLines(report.stops), "");
   if (report.rss) {
     const r = report.rss;
     const samples = r.samples.map((s) => `${s.label} ${s.rssMb.toFixed(1)}`).join(" · ");
@@ -152,6 +195,8 @@ export function formatReport(report: BenchReport): string {
   }
   const missed: string[] = report.scenarios.filter((o) => verdict(o) === "MISSED").map((o) => o.scenario.id);
   if (report.rss && rssVerdict(report.rss) === "MISSED") missed.push("rss");
+  if (report.app && typeof report.app !== "string" && appVerdict(report.app) === "MISSED") missed.push("app");
+  if (report.stops && typeof report.stops !== "string" && stopVerdict(report.stops) === "MISSED") missed.push("stops");
   out.push("", missed.length ? `TARGETS MISSED: ${missed.join(", ")}` : "every target set was met");
   out.push(`run time ${Math.floor(report.seconds / 60)} min ${Math.round(report.seconds % 60)} s`);
   return out.join("\n");
@@ -179,6 +224,8 @@ export function jsonReport(report: BenchReport): object {
       target: o.scenario.target?.text ?? null,
       verdict: verdict(o),
     })),
+    app: typeof report.app === "object" ? { ...report.app, idealPerMinute: APP_IDEAL_PER_MINUTE, targetShare: APP_TARGET, verdict: appVerdict(report.app) } : (report.app ?? null),
+    stops: typeof report.stops === "object" ? { ...report.stops, verdict: stopVerdict(report.stops) } : (report.stops ?? null),
     rss: report.rss ? { ...report.rss, limitPct: RSS_GROWTH_LIMIT_PCT, verdict: rssVerdict(report.rss) } : null,
     rssFailure: report.rssFailure ?? null,
   };

@@ -1,12 +1,10 @@
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import { ChildProcess, spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { buildWorkerBundle } from "../worker/build";
-import { stopChild, track, hasExited } from "./children";
-import { CREDENTIALS, deleteQueue, filledQueue, REGION, remaining } from "./messages";
+import { startBundleWorker } from "./bundle-worker";
+import { stopChild, hasExited } from "./children";
+import { deleteQueue, filledQueue, remaining } from "./messages";
 
 /**
  * Resident memory of the real worker process over a long run: the bundle as it ships, under plain
@@ -59,56 +57,6 @@ function vmRssMb(pid: number): number {
   return Number(kb[1]) / 1024;
 }
 
-const TMP_PREFIX = "kiln-bench-";
-
-/**
- * A bench killed outright (tsx turns a slow answer to Ctrl-C into SIGKILL) leaves its bundle
- * directory behind; the next run removes those whose bench is gone.
- */
-function sweepStaleBundles(): void {
-  for (const name of fs.readdirSync(os.tmpdir())) {
-    const pid = new RegExp(`^${TMP_PREFIX}(\\d+)-`).exec(name)?.[1];
-    if (pid && !isAlive(Number(pid))) fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** The kiln-worker bundle under plain node, configured as the contract says, consuming `queueUrl`. */
-function startWorker(bundle: string, endpoint: string, queueUrl: string): { worker: ChildProcess; output(): string } {
-  let output = "";
-  const worker = track(
-    spawn(process.execPath, [bundle, "run"], {
-      env: {
-        PATH: process.env.PATH,
-        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-        AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-        AWS_REGION: REGION,
-        AWS_ENDPOINT_URL_SQS: endpoint,
-        SQS_QUEUE_URL: queueUrl,
-        WORKER_HANDLER: RSS_HANDLER,
-        // An orphan (the bench killed with SIGKILL) recycles itself instead of running forever.
-        WORKER_MAX_LIFETIME: "1800",
-        ...RSS_WORKER,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    }),
-  );
-  // Only the tail, for a failure's diagnosis: the worker logs nothing per message at warn.
-  const keep = (d: Buffer) => (output = (output + d.toString()).slice(-4_000));
-  worker.stdout!.on("data", keep);
-  worker.stderr!.on("data", keep);
-  return { worker, output: () => output };
-}
-
 /** Start and quarter marks, each the median of the readings over the WINDOW of messages before it. */
 function marks(trace: { processed: number; rssMb: number }[], messages: number): RssSample[] {
   const inWindow = (from: number, to: number) => {
@@ -124,27 +72,26 @@ function marks(trace: { processed: number; rssMb: number }[], messages: number):
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function runRssBench(o: {
+  bundle: string;
   endpoint: string;
   sqs: SQSClient;
   messages: number;
   warmup: number;
   log(line: string): void;
 }): Promise<RssResult> {
-  sweepStaleBundles();
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${process.pid}-`));
-  // Ctrl-C ends the bench with process.exit, past the finally below.
-  const removeTmp = () => fs.rmSync(tmp, { recursive: true, force: true });
-  process.once("exit", removeTmp);
   let queueUrl: string | undefined;
   try {
-    // Built into our own directory: dist/worker belongs to `npm run build:worker` and the tests.
-    const bundle = await buildWorkerBundle(path.join(tmp, "worker"));
     const total = o.warmup + o.messages;
     const t = performance.now();
     queueUrl = await filledQueue(o.sqs, "rss", total);
     o.log(`[rss] filled ${total.toLocaleString("en-US")} messages in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-    const { worker, output } = startWorker(bundle, o.endpoint, queueUrl);
+    const { child: worker, output } = startBundleWorker(o.bundle, {
+      AWS_ENDPOINT_URL_SQS: o.endpoint,
+      SQS_QUEUE_URL: queueUrl,
+      WORKER_HANDLER: RSS_HANDLER,
+      ...RSS_WORKER,
+    });
     const pid = worker.pid!;
 
     // V8's collections make RSS a saw-tooth of ±10% every few thousand messages here, so a single
@@ -200,7 +147,5 @@ export async function runRssBench(o: {
     };
   } finally {
     if (queueUrl) await deleteQueue(o.sqs, queueUrl).catch(() => undefined);
-    process.removeListener("exit", removeTmp);
-    removeTmp();
   }
 }

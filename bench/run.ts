@@ -8,18 +8,27 @@ import { ContenderResult, runContenderProcess } from "./contender-process";
 import { ContenderName, CONTENDERS } from "./contenders";
 import { deleteQueue, filledQueue, sqsClient } from "./messages";
 import { BenchReport, formatReport, jsonReport, ScenarioOutcome } from "./report";
+import { runAppBench } from "./app";
+import { withBundle } from "./bundle-worker";
 import { runRssBench } from "./rss";
+import { runStopBench } from "./stops";
 import { SCENARIO_IDS, SCENARIOS, ScenarioId } from "./scenarios";
 import { startSqsServerProcess } from "./sqs-server";
 
-const RUNS = [...SCENARIO_IDS, "rss"] as const;
+const RUNS = [...SCENARIO_IDS, "app", "stops", "rss"] as const;
 type RunId = (typeof RUNS)[number];
 const RSS_COUNTS = { full: { messages: 100_000, warmup: 10_000 }, quick: { messages: 10_000, warmup: 2_000 } };
+const APP_COUNTS = { full: { messages: { app: 60, command: 15 }, repeats: 3 }, quick: { messages: { app: 20, command: 5 }, repeats: 1 } };
+const STOP_COUNTS = { full: { rounds: 20, messages: 1_500 }, quick: { rounds: 6, messages: 400 } };
+/** The stop run's network: a real SQS round trip, whatever --latency says for the throughput runs. */
+const STOP_LATENCY_MS = 10;
 
 const USAGE = `usage: npm run bench -- [--quick] [--only <run>[,<run>...]] [--latency <ms>] [--json]
 
 Throughput of kiln's consumer against sqs-consumer and a bare SDK loop on the same embedded SQS and
-the same messages, then the kiln-worker process's resident memory over ${RSS_COUNTS.full.messages.toLocaleString("en-US")} messages.
+the same messages; the seeds' Python worker as an app and as a command per message; SIGTERMs at
+random points (messages stranded, time to exit); then the kiln-worker process's resident memory
+over ${RSS_COUNTS.full.messages.toLocaleString("en-US")} messages.
 
   --quick        fewer messages (a smoke run; numbers are noisier)
   --only <run>   run only these: ${RUNS.join(", ")} (repeat or comma-separate)
@@ -144,13 +153,30 @@ async function main(): Promise<number> {
         outcome.results[contender] = [...runs].sort((a, b) => a.messagesPerSecond - b.messagesPerSecond)[(runs.length - 1) >> 1];
       }
     }
-    if (selected("rss")) {
-      try {
-        report.rss = await runRssBench({ endpoint: server.endpoint, sqs, ...RSS_COUNTS[size], log });
-      } catch (e) {
-        report.rssFailure = (e as Error).message;
-        log(`[rss] FAILED: ${(e as Error).stack ?? (e as Error).message}`);
-      }
+    if (selected("app") || selected("stops") || selected("rss")) {
+      await withBundle(async (bundle) => {
+        const common = { bundle, endpoint: server.endpoint, sqs, log };
+        if (selected("app")) {
+          report.app = await runAppBench({ ...common, ...APP_COUNTS[size] }).catch((e: Error) => {
+            log(`[app] FAILED: ${e.stack ?? e.message}`);
+            return e.message;
+          });
+        }
+        if (selected("stops")) {
+          report.stops = await runStopBench({ ...common, ...STOP_COUNTS[size], latencyMs: STOP_LATENCY_MS }).catch((e: Error) => {
+            log(`[stops] FAILED: ${e.stack ?? e.message}`);
+            return e.message;
+          });
+        }
+        if (selected("rss")) {
+          try {
+            report.rss = await runRssBench({ ...common, ...RSS_COUNTS[size] });
+          } catch (e) {
+            report.rssFailure = (e as Error).message;
+            log(`[rss] FAILED: ${(e as Error).stack ?? (e as Error).message}`);
+          }
+        }
+      });
     }
   } finally {
     sqs.destroy();

@@ -263,19 +263,19 @@ export const CONFIG_KEYS = {
   workerMaxMessages: {
     type: "integer",
     default: 0,
-    description: "WORKER_MAX_MESSAGES: recycle the worker process after this many messages; 0 is off.",
+    description: "WORKER_MAX_MESSAGES: replace each handler thread or app process after this many messages, in place; 0 is off.",
     schema: int(0, 1_000_000_000),
   },
   workerMaxRssMb: {
     type: "integer",
     default: 0,
-    description: "WORKER_MAX_RSS_MB: recycle the worker process above this resident memory; 0 is off.",
+    description: "WORKER_MAX_RSS_MB: above this resident memory of the worker and everything it runs, replace the largest handler thread or app process; 0 is off.",
     schema: int(0, 1_048_576, " of MiB"),
   },
   workerMaxLifetime: {
     type: "integer",
     default: 0,
-    description: "WORKER_MAX_LIFETIME: recycle the worker process after this many seconds; 0 is off.",
+    description: "WORKER_MAX_LIFETIME: replace each handler thread or app process after this many seconds, in place; 0 is off.",
     schema: int(0, 31_536_000, " of seconds"),
   },
   drainTimeout: {

@@ -5,8 +5,10 @@
  * WORKER_SCALE_IN_TIMEOUT, heartbeating the lifecycle action, then completes it.
  */
 
-/** Seconds between the worker's RecordLifecycleActionHeartbeat calls while it drains. */
-export const SCALE_IN_HEARTBEAT_INTERVAL = 30;
+import { SCALE_IN_HEARTBEAT_INTERVAL, scaleInBudget } from "../worker/contract";
+
+export { SCALE_IN_HEARTBEAT_INTERVAL, scaleInBudget };
+
 /** Heartbeats that may be missed (a throttled call, a slow network) before the hook gives up. */
 const MISSED_HEARTBEATS = 3;
 /**
@@ -21,11 +23,6 @@ export const SCALE_IN_MARGIN = 60;
  * smaller" (LifecycleHook.GlobalTimeout).
  */
 export const LIFECYCLE_HOOK_LIMITS = { minHeartbeat: 30, maxHeartbeat: 7200, maxWait: 172_800, waitPerHeartbeat: 100 } as const;
-
-/** The scale-in budget: the configured one, or long enough for a message that has just started. */
-export function scaleInBudget(scaleInTimeout: number, processingTimeout: number): number {
-  return scaleInTimeout || processingTimeout + 30;
-}
 
 /**
  * The hook's heartbeat timeout: long enough to survive a few missed heartbeats, short enough that an

@@ -4,7 +4,7 @@ import { build } from "esbuild";
 
 /**
  * `npm run build:worker`: the bundle the AMI carries. One directory, runnable with plain `node`
- * and no node_modules: kiln-worker.js (the CLI with every dependency inlined), the systemd units and the example handlers.
+ * and no node_modules: kiln-worker.js (the CLI with every dependency inlined), handler-thread.js, the systemd units and the example handlers.
  */
 export const ROOT = path.resolve(__dirname, "..");
 export const BUNDLE_DIR = path.join(ROOT, "dist", "worker");
@@ -14,8 +14,9 @@ export async function buildWorkerBundle(outDir = BUNDLE_DIR): Promise<string> {
   fs.mkdirSync(outDir, { recursive: true });
   const outfile = path.join(outDir, "kiln-worker.js");
   await build({
-    entryPoints: [path.join(ROOT, "worker", "cli.ts")],
-    outfile,
+    // The handler threads (WORKER_HANDLER) run a script of their own beside the CLI.
+    entryPoints: { "kiln-worker": path.join(ROOT, "worker", "cli.ts"), "handler-thread": path.join(ROOT, "worker", "handler-thread.ts") },
+    outdir: outDir,
     bundle: true,
     // Paths in the bundle and its map are relative to the repository, whatever the caller's cwd:
     // the same sources make the same bytes, which the image's content hash relies on.

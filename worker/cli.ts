@@ -4,8 +4,9 @@ import { runWorker } from "./run";
 const USAGE = `usage: kiln-worker <command>
 
 commands:
-  run [--self-check]   consume the queue named by SQS_QUEUE_URL until SIGTERM (see the README's
-                       worker contract); --self-check validates the configuration and exits
+  run [--self-check]   consume the queue named by SQS_QUEUE_URL until SIGTERM (docs/worker.md: the
+                       contract); --self-check validates the configuration and the handler, command
+                       or app (an app is started, health-checked and stopped), then exits
   env                  write /etc/kiln/worker.env and the sizing drop-in from SSM (on an instance)
   report-failure       report that systemd gave up on the worker (run by kiln-worker-failed.service)
 
@@ -17,7 +18,7 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "run":
-      return runWorker({ selfCheck: rest.includes("--self-check") });
+      return runWorker({ selfCheck: rest.includes("--self-check"), catchUncaught: true });
     case "env":
     case "report-failure": {
       // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -3,13 +3,18 @@ import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
   Message,
+  MessageSystemAttributeName,
   ReceiveMessageCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import { Batcher } from "./batcher";
 import { retryDelay } from "./settings";
 
-/** Runs one message; rejects to fail it. `signal` aborts at the processing timeout or a drain's end. */
+/**
+ * Runs one message; rejects to fail it. `signal` aborts at the processing timeout or a drain's end.
+ * The consumer holds the message's slot (and keeps it hidden) until the returned promise settles,
+ * so a processor must settle once its work has really stopped, not merely when it was asked to.
+ */
 export type Processor = (message: Message, signal: AbortSignal) => Promise<void>;
 
 export interface ConsumerOptions {
@@ -23,7 +28,20 @@ export interface ConsumerOptions {
   processingTimeoutMs: number;
   retryDelaySeconds: number;
   process: Processor;
+  /**
+   * Slots that can take a message now, when fewer than `concurrency` may be (an app process still
+   * starting). The consumer never receives more than this; call `wake()` when it grows.
+   */
+  capacity?: () => number;
 }
+
+/** System attributes every received message carries: the retry delay and app mode's headers need them. */
+export const RECEIVED_ATTRIBUTES: MessageSystemAttributeName[] = [
+  "ApproximateReceiveCount",
+  "ApproximateFirstReceiveTimestamp",
+  "SentTimestamp",
+  "SenderId",
+];
 
 export class ProcessingTimeout extends Error {
   constructor(ms: number) {
@@ -32,17 +50,29 @@ export class ProcessingTimeout extends Error {
   }
 }
 
-class DrainTimeout extends Error {
-  constructor() {
-    super("the drain timeout ended processing; the message goes back to the queue");
+/** The drain ran out of time (or a second signal said hurry): unfinished work goes back to the queue. */
+export class DrainTimeout extends Error {
+  constructor(why = "the drain timeout ended processing") {
+    super(`${why}; the message goes back to the queue`);
     this.name = "DrainTimeout";
+  }
+}
+
+/**
+ * A processor rejects with this when a message could not run through no fault of its own (its
+ * handler thread died under another message, its app process was recycled): it goes straight back
+ * to the queue, without the retry delay a failure earns.
+ */
+export class ReleaseMessage extends Error {
+  constructor(why: string) {
+    super(why);
+    this.name = "ReleaseMessage";
   }
 }
 
 interface InFlight {
   message: Message;
   abort: AbortController;
-  started: number;
   /** When SQS will show the message again unless we extend it. */
   visibleAt: number;
 }
@@ -52,13 +82,22 @@ export interface ConsumerEvents {
   processed: [message: Message, ms: number];
   failed: [message: Message, error: Error, retryInSeconds: number];
   released: [message: Message];
+  /** A receive succeeded (with messages or without). */
+  polled: [];
   error: [error: Error, operation: string];
 }
+
+/** After an empty receive that came back at once (short polling), wait this long, doubling to the cap. */
+const EMPTY_BACKOFF_MS = { first: 50, max: 1_000 };
 
 /**
  * An SQS consumer that keeps `concurrency` handlers busy: a slot is refilled the moment it frees,
  * never after the slowest message of a batch, and it only ever receives as many messages as it has
  * free slots, so nothing sits hidden in the queue waiting for this process.
+ *
+ * Stopping never cancels a receive: SQS goes on delivering into a request the client gave up on,
+ * and those messages would stay hidden for the visibility timeout with a receive spent. Open
+ * receives are left to return (within SQS_WAIT_TIME), and whatever they bring is handed back.
  */
 export class Consumer extends EventEmitter<ConsumerEvents> {
   private readonly active = new Map<string, InFlight>();
@@ -67,86 +106,117 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   private polls = 0;
   /** After an empty receive, one long poll is enough; more would only cost requests. */
   private idle = true;
-  private pollAbort = new AbortController();
+  /** Cancels back-off waits (never a receive) when the consumer stops. */
+  private stopping = new AbortController();
   private failures = 0;
+  private emptyStreak = 0;
   private refillScheduled = false;
-  private stoppedAt = 0;
   private keeper?: NodeJS.Timeout;
-  private settled?: () => void;
+  private quiet?: () => void;
+  /** Released while one of our own receives was open: handed back once none is, or they would come straight back to us. */
+  private held: Message[] = [];
   private readonly deletes: Batcher<string>;
   private readonly visibility: Batcher<{ handle: string; seconds: number }>;
 
   constructor(private readonly o: ConsumerOptions) {
     super();
-    this.deletes = new Batcher(async (entries) => {
-      const out = await o.sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: o.queueUrl,
-          Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item })),
-        }),
-      );
-      return { failed: (out.Failed ?? []).map((f) => ({ id: f.Id!, message: f.Message ?? f.Code ?? "refused" })) };
+    const failures = (out: { Failed?: { Id?: string; Message?: string; Code?: string }[] }) => ({
+      failed: (out.Failed ?? []).map((f) => ({ id: f.Id!, message: f.Message ?? f.Code ?? "refused" })),
     });
-    this.visibility = new Batcher(async (entries) => {
-      const out = await o.sqs.send(
-        new ChangeMessageVisibilityBatchCommand({
-          QueueUrl: o.queueUrl,
-          Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item.handle, VisibilityTimeout: e.item.seconds })),
-        }),
-      );
-      return { failed: (out.Failed ?? []).map((f) => ({ id: f.Id!, message: f.Message ?? f.Code ?? "refused" })) };
-    });
+    this.deletes = new Batcher(async (entries) =>
+      failures(
+        await o.sqs.send(
+          new DeleteMessageBatchCommand({ QueueUrl: o.queueUrl, Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item })) }),
+        ),
+      ),
+    );
+    this.visibility = new Batcher(async (entries) =>
+      failures(
+        await o.sqs.send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: o.queueUrl,
+            Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item.handle, VisibilityTimeout: e.item.seconds })),
+          }),
+        ),
+      ),
+    );
   }
 
   get inFlight(): number {
     return this.active.size;
   }
 
+  /** Receives still open at SQS. */
+  get openReceives(): number {
+    return this.polls;
+  }
+
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.pollAbort = new AbortController();
+    this.stopping = new AbortController();
     const tick = Math.max(100, Math.min(1000, (this.o.visibilityTimeout * 1000) / 4));
     this.keeper = setInterval(() => this.extendVisibility(), tick);
     this.fill();
   }
 
-  /** Stops receiving at once: an open long poll is cancelled. In-flight messages carry on. */
+  /** Capacity grew (an app process became ready): receive for it. */
+  wake(): void {
+    this.scheduleFill();
+  }
+
+  /** Stops receiving. Open receives run to their end; in-flight messages carry on. */
   stop(): void {
-    if (this.running) this.stoppedAt = Date.now();
     this.running = false;
-    this.pollAbort.abort();
+    this.stopping.abort();
+  }
+
+  /** Ends the drain's wait now: every in-flight message is aborted and goes back to the queue. */
+  hurry(why: string): void {
+    this.stop();
+    for (const f of this.active.values()) f.abort.abort(new DrainTimeout(why));
   }
 
   /**
    * Stops receiving, lets in-flight messages finish within `timeoutMs` (their visibility still
-   * extended), then aborts what is left and hands it back to the queue, and flushes every delete.
+   * extended), then aborts what is left and hands it back to the queue. Returns once every handler
+   * has stopped, every open receive has returned (its messages handed back) and every delete and
+   * visibility change is acknowledged: nothing SQS gave this consumer is left hidden.
    */
   async drain(timeoutMs: number): Promise<{ released: number }> {
     this.stop();
-    if (this.active.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => (this.settled = resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-      ]);
-      clearTimeout(timer);
-    }
-    const left = [...this.active.values()];
-    for (const f of left) f.abort.abort(new DrainTimeout());
-    while (this.active.size > 0) await new Promise<void>((resolve) => (this.settled = resolve));
+    let released = 0;
+    const count = () => released++;
+    this.on("released", count);
+    const timer = setTimeout(() => {
+      for (const f of this.active.values()) f.abort.abort(new DrainTimeout());
+    }, timeoutMs);
+    while (this.active.size > 0 || this.polls > 0) await new Promise<void>((resolve) => (this.quiet = resolve));
+    clearTimeout(timer);
+    this.handBack();
     clearInterval(this.keeper);
     await Promise.all([this.deletes.flush(), this.visibility.flush()]);
-    return { released: left.length };
+    this.off("released", count);
+    return { released };
+  }
+
+  private settle(): void {
+    if (this.polls === 0) this.handBack();
+    if (this.active.size === 0 && this.polls === 0) this.quiet?.();
+  }
+
+  private free(): number {
+    const slots = this.o.capacity ? Math.min(this.o.concurrency, this.o.capacity()) : this.o.concurrency;
+    return slots - this.active.size - this.reserved;
   }
 
   private fill(): void {
     // Busy, every free slot may have a receive of its own in flight: waiting for one open receive
-    // before asking for the next leaves slots idle for a round trip (73% of ideal at 10 ms latency,
-    // 80% without the wait). Each receive still asks only for slots nobody has reserved.
+    // before asking for the next leaves slots idle for a round trip. Each receive still asks only
+    // for slots nobody has reserved.
     const maxPolls = this.idle ? 1 : this.o.concurrency;
     while (this.running && this.polls < maxPolls) {
-      const free = this.o.concurrency - this.active.size - this.reserved;
+      const free = this.free();
       if (free <= 0) return;
       const n = Math.min(this.o.maxMessages, free);
       this.reserved += n;
@@ -169,7 +239,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   }
 
   private async poll(n: number): Promise<void> {
-    const signal = this.pollAbort.signal;
+    const began = Date.now();
     try {
       const out = await this.o.sqs.send(
         new ReceiveMessageCommand({
@@ -177,13 +247,13 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
           MaxNumberOfMessages: n,
           WaitTimeSeconds: this.o.waitTimeSeconds,
           VisibilityTimeout: this.o.visibilityTimeout,
-          MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
+          MessageSystemAttributeNames: RECEIVED_ATTRIBUTES,
           MessageAttributeNames: ["All"],
         }),
-        { abortSignal: signal },
       );
       const messages = out.Messages ?? [];
       this.failures = 0;
+      this.emit("polled");
       this.idle = messages.length === 0;
       if (messages.length) this.emit("received", messages.length);
       this.reserved -= n;
@@ -193,15 +263,20 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
         if (!this.running) this.release(m);
         else this.begin(m);
       }
+      if (messages.length > 0) this.emptyStreak = 0;
+      else if (Date.now() - began < 1_000) {
+        // Short polling (SQS_WAIT_TIME=0) on an empty queue would otherwise ask hundreds of times a second.
+        await sleep(Math.min(EMPTY_BACKOFF_MS.max, EMPTY_BACKOFF_MS.first * 2 ** this.emptyStreak++), this.stopping.signal);
+      }
     } catch (e) {
-      if (signal.aborted) return;
       this.failures++;
       this.emit("error", e as Error, "ReceiveMessage");
       // Back off on a failing queue (throttling, network): 0.2 s doubling to 20 s.
-      await sleep(Math.min(20_000, 100 * 2 ** this.failures), signal);
+      await sleep(Math.min(20_000, 100 * 2 ** this.failures), this.stopping.signal);
     } finally {
       this.reserved -= n;
       this.polls--;
+      this.settle();
       this.fill();
     }
   }
@@ -210,24 +285,26 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     // A receipt handle is unique per receive, even when SQS delivers the same message twice.
     const id = message.ReceiptHandle ?? message.MessageId ?? String(Math.random());
     const abort = new AbortController();
-    const now = Date.now();
-    const flight: InFlight = { message, abort, started: now, visibleAt: now + this.o.visibilityTimeout * 1000 };
-    this.active.set(id, flight);
+    const started = Date.now();
+    this.active.set(id, { message, abort, visibleAt: started + this.o.visibilityTimeout * 1000 });
     const timer = setTimeout(() => abort.abort(new ProcessingTimeout(this.o.processingTimeoutMs)), this.o.processingTimeoutMs);
 
-    const aborted = new Promise<never>((_, reject) =>
-      abort.signal.addEventListener("abort", () => reject(abort.signal.reason as Error), { once: true }),
-    );
-    aborted.catch(() => undefined);
-    Promise.race([Promise.resolve().then(() => this.o.process(message, abort.signal)), aborted])
+    // The slot stays taken, and the message hidden, until the processor has really stopped: a
+    // handler that ignores its signal must not run beside the next message in its slot.
+    Promise.resolve()
+      .then(() => this.o.process(message, abort.signal))
       .then(
-        () => this.succeed(message, Date.now() - now),
-        (e: Error) => (e instanceof DrainTimeout ? this.release(message) : this.fail(message, e)),
+        () => this.succeed(message, Date.now() - started),
+        (e: Error) => {
+          const reason = abort.signal.aborted ? (abort.signal.reason as Error) : e;
+          if (reason instanceof DrainTimeout || e instanceof ReleaseMessage) this.release(message);
+          else this.fail(message, reason);
+        },
       )
       .finally(() => {
         clearTimeout(timer);
         this.active.delete(id);
-        if (this.active.size === 0) this.settled?.();
+        this.settle();
         this.scheduleFill();
       });
   }
@@ -245,15 +322,15 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.setVisibility(message, seconds);
   }
 
-  /**
-   * Back to the queue for another worker: not a failure, no retry delay. A long poll cancelled by
-   * stop() may still be open at SQS and would swallow a message made visible at once, so it becomes
-   * visible the moment the last such poll has expired.
-   */
+  /** Back to the queue for another worker at once: not a failure, no retry delay. */
   private release(message: Message): void {
     this.emit("released", message);
-    const pollsOpenFor = this.o.waitTimeSeconds - (Date.now() - this.stoppedAt) / 1000;
-    this.setVisibility(message, Math.max(0, Math.ceil(pollsOpenFor)));
+    this.held.push(message);
+    if (this.polls === 0 || this.running) this.handBack();
+  }
+
+  private handBack(): void {
+    for (const m of this.held.splice(0)) this.setVisibility(m, 0);
   }
 
   private setVisibility(message: Message, seconds: number): void {
@@ -279,6 +356,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
     const onAbort = () => (clearTimeout(t), resolve());
     const t = setTimeout(() => (signal.removeEventListener("abort", onAbort), resolve()), ms);
     signal.addEventListener("abort", onAbort, { once: true });

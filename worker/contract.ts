@@ -78,6 +78,17 @@ export function ssmPrefix(stack: string): string {
   return `/kiln/${stack}/worker/`;
 }
 
+/** Seconds between the worker's RecordLifecycleActionHeartbeat calls while it drains on scale-in. */
+export const SCALE_IN_HEARTBEAT_INTERVAL = 30;
+
+/**
+ * WORKER_SCALE_IN_TIMEOUT when none is given: long enough for a message that has just started. A
+ * scaled-in instance is held by its lifecycle hook, not by systemd's stop timeout.
+ */
+export function scaleInBudget(scaleInTimeout: number, processingTimeout: number): number {
+  return scaleInTimeout || processingTimeout + 30;
+}
+
 /** Name of the ASG lifecycle hook that holds a terminating instance while its worker drains. */
 export const DRAIN_LIFECYCLE_HOOK = "kiln-drain";
 

@@ -1,52 +1,97 @@
-import * as fs from "node:fs";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { AppPool } from "./app-pool";
+import { CommandRunner } from "./command-runner";
 import { Consumer } from "./consumer";
-import { EXIT } from "./contract";
+import { EXIT, SCALE_IN_HEARTBEAT_INTERVAL } from "./contract";
+import { HandlerPool, handlerThreads } from "./handler-pool";
+import { InstanceMetadata, LifecycleAction, ScaleInWatcher } from "./lifecycle";
 import { createLogger, Logger } from "./log";
 import { MetricsPublisher } from "./metrics";
-import { commandProcessor, handlerProcessor } from "./processors";
+import { Recycler } from "./recycler";
+import { HandlerFailed, HandlerRuntime } from "./runtime";
 import { readSettings, WorkerConfigError, WorkerSettings } from "./settings";
-import { InstanceMetadata, LifecycleAction, ScaleInWatcher } from "./lifecycle";
 
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
-  /** Check the configuration and the handler, then exit without consuming. */
+  /** Check the configuration and the handler, command or app, then exit without consuming. */
   selfCheck?: boolean;
-  /** How often memory is checked against WORKER_MAX_RSS_MB. */
-  rssCheckMs?: number;
+  /** How often memory, age and message counts are checked against the recycle limits. */
+  recycleCheckMs?: number;
   /** How often the instance's lifecycle state is checked. */
   scaleInCheckMs?: number;
   /** How often a lifecycle action is kept alive while draining. */
   heartbeatMs?: number;
+  /** How long a handler, command or app process may go on after being told to stop. */
+  killGraceMs?: number;
+  /** Turn an exception kiln itself did not catch into a drain and EXIT.CRASHED (the CLI does; tests keep mocha's). */
+  catchUncaught?: boolean;
   /** Clients to use instead of the SDK's own (tests hand in fakes). */
   clients?: { cloudwatch?: CloudWatchClient; autoscaling?: AutoScalingClient };
 }
 
-type StopReason = { code: number; why: string };
+type StopReason = { code: number; why: string; scaleIn?: boolean };
+
+const KILL_GRACE_MS = 5_000;
+
+/** The handler runtime the settings ask for: threads, a process per message, or app processes. */
+function createRuntime(settings: WorkerSettings, env: NodeJS.ProcessEnv, log: Logger, killGraceMs: number): HandlerRuntime {
+  if (settings.handler) {
+    return new HandlerPool({
+      modulePath: settings.handler,
+      maxWorkers: settings.maxWorkers,
+      threads: handlerThreads(settings.maxWorkers),
+      abortGraceMs: killGraceMs,
+      log,
+      env,
+    });
+  }
+  if (settings.command) return new CommandRunner({ command: settings.command, maxWorkers: settings.maxWorkers, killGraceMs, env, log });
+  return new AppPool({
+    command: settings.app!.command,
+    maxWorkers: settings.maxWorkers,
+    path: settings.app!.path,
+    healthPath: settings.app!.healthPath,
+    startTimeoutMs: settings.app!.startTimeoutMs,
+    queueUrl: settings.queueUrl,
+    killGraceMs,
+    env,
+    log,
+  });
+}
+
+/** SQS's answer for a queue URL that names no queue (the JSON protocol's name and the query protocol's code). */
+const isQueueMissing = (e: Error) =>
+  e.name === "QueueDoesNotExist" || /NonExistentQueue|QueueDoesNotExist/.test(`${(e as { Code?: string }).Code ?? ""} ${e.message}`);
 
 /** `kiln-worker run`: consumes until told to stop, and returns the exit code that says why it stopped. */
 export async function runWorker(opts: RunOptions = {}): Promise<number> {
   const env = opts.env ?? process.env;
+  const killGraceMs = opts.killGraceMs ?? KILL_GRACE_MS;
   let settings: WorkerSettings;
   let log: Logger = createLogger("info");
-  let processor;
+  let runtime: HandlerRuntime;
+  const configError = (e: WorkerConfigError) => {
+    // One line naming the variable; the exit code tells systemd not to restart into the same error.
+    log.fatal({ variable: e.variable, exitCode: EXIT.CONFIG_ERROR }, `configuration error: ${e.message}`);
+    return EXIT.CONFIG_ERROR;
+  };
   try {
     settings = readSettings(env);
     log = createLogger(settings.logLevel, settings.stack ? { stack: settings.stack } : {});
     if (!settings.region && !settings.endpoint) {
       throw new WorkerConfigError("AWS_REGION", "is not set: the worker needs the region of its queue");
     }
-    processor = settings.handler ? handlerProcessor(settings.handler) : commandProcessor(checkCommand(settings.command!), env);
+    runtime = createRuntime(settings, env, log, killGraceMs);
+    await runtime.start();
   } catch (e) {
     if (!(e instanceof WorkerConfigError)) throw e;
-    // One line naming the variable; the exit code tells systemd not to restart into the same error.
-    log.fatal({ variable: e.variable, exitCode: EXIT.CONFIG_ERROR }, `configuration error: ${e.message}`);
-    return EXIT.CONFIG_ERROR;
+    return configError(e);
   }
   if (opts.selfCheck) {
-    log.info({ queueUrl: settings.queueUrl, maxWorkers: settings.maxWorkers }, "self-check passed");
+    await runtime.stop();
+    log.info({ queueUrl: settings.queueUrl, maxWorkers: settings.maxWorkers, processor: runtime.kind }, "self-check passed");
     return EXIT.DRAINED;
   }
 
@@ -61,7 +106,8 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
     visibilityTimeout: settings.visibilityTimeout,
     processingTimeoutMs: settings.processingTimeoutMs,
     retryDelaySeconds: settings.retryDelaySeconds,
-    process: processor,
+    process: runtime.process,
+    capacity: () => runtime.capacity(),
   });
   const metrics = settings.metrics
     ? new MetricsPublisher(opts.clients?.cloudwatch ?? new CloudWatchClient(aws), settings.stack ?? "unknown", (e) =>
@@ -69,55 +115,77 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
       )
     : undefined;
 
-  let handled = 0;
   let stop!: (r: StopReason) => void;
   const stopped = new Promise<StopReason>((resolve) => (stop = resolve));
-  const limits = settings.recycle;
 
-  const countHandled = () => {
-    if (limits.maxMessages && ++handled >= limits.maxMessages) {
-      stop({ code: EXIT.RECYCLED, why: `handled ${handled} messages (WORKER_MAX_MESSAGES)` });
-    }
-  };
+  const recycler = new Recycler(
+    runtime,
+    settings.recycle,
+    log,
+    (why) => stop({ code: EXIT.RECYCLED, why }),
+    opts.recycleCheckMs,
+  );
   consumer.on("processed", (m, ms) => {
     metrics?.recordProcessed(ms);
     log.debug({ messageId: m.MessageId, ms }, "processed");
-    countHandled();
+    recycler.messageDone();
   });
   consumer.on("failed", (m, err, retryIn) => {
     metrics?.recordFailed();
     log.warn(
-      { messageId: m.MessageId, receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1), retryInSeconds: retryIn, err: err.message },
+      {
+        messageId: m.MessageId,
+        receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1),
+        retryInSeconds: retryIn,
+        err: err.message,
+        ...(err instanceof HandlerFailed && err.stderr.length ? { stderr: err.stderr } : {}),
+      },
       "message failed; it returns to the queue",
     );
-    countHandled();
+    recycler.messageDone();
   });
   consumer.on("released", (m) => log.info({ messageId: m.MessageId }, "released unfinished message to the queue"));
-  consumer.on("error", (err, operation) => log.error({ operation, err: err.message }, "SQS call failed"));
+  let queueMissingSince: number | undefined;
+  consumer.on("polled", () => (queueMissingSince = undefined));
+  consumer.on("error", (err, operation) => {
+    log.error({ operation, err: err.message }, "SQS call failed");
+    if (operation !== "ReceiveMessage" || !isQueueMissing(err)) return;
+    queueMissingSince ??= Date.now();
+    if (Date.now() - queueMissingSince >= settings.queueWaitMs) {
+      stop({
+        code: EXIT.CONFIG_ERROR,
+        why: `configuration error: SQS_QUEUE_URL names a queue that does not exist (${settings.queueUrl}), still after ${settings.queueWaitMs / 1000} s`,
+      });
+    }
+  });
+  runtime.on("capacity", () => consumer.wake());
+  runtime.on("config-error", (e) => stop({ code: EXIT.CONFIG_ERROR, why: `configuration error: ${e.message}` }));
+  runtime.on("fatal", (e) => stop({ code: EXIT.CRASHED, why: e.message }));
+  runtime.on("recycled", (unit, why) => log.info({ unit: unit.label, handled: unit.handled }, `replaced ${unit.label}: ${why}`));
 
-  const timers: NodeJS.Timeout[] = [];
-  if (limits.maxLifetimeMs) {
-    timers.push(setTimeout(() => stop({ code: EXIT.RECYCLED, why: `ran ${limits.maxLifetimeMs! / 1000} s (WORKER_MAX_LIFETIME)` }), limits.maxLifetimeMs));
-  }
-  if (limits.maxRssMb) {
-    timers.push(
-      setInterval(() => {
-        const mb = process.memoryUsage.rss() / 2 ** 20;
-        if (mb > limits.maxRssMb!) stop({ code: EXIT.RECYCLED, why: `resident memory ${mb.toFixed(0)} MiB above WORKER_MAX_RSS_MB` });
-      }, opts.rssCheckMs ?? 5_000),
-    );
-  }
-
-  const onSignal = (signal: NodeJS.Signals) => stop({ code: EXIT.DRAINED, why: `received ${signal}` });
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
+  // A second signal ends the drain's wait: what is still running goes back to the queue at once.
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++signals === 1) return stop({ code: EXIT.DRAINED, why: `received ${signal}` });
+    log.warn({ signal, inFlight: consumer.inFlight, openReceives: consumer.openReceives }, "second signal: releasing in-flight messages now");
+    consumer.hurry(`received ${signal} again`);
+  };
+  // kiln's own bug, not a handler's (handlers run in threads and processes): what is in flight goes back.
+  const onUncaught = (e: Error) => {
+    log.fatal({ err: e.stack ?? e.message, exitCode: EXIT.CRASHED }, "worker crashed: releasing in-flight messages");
+    stop({ code: EXIT.CRASHED, why: `uncaught exception: ${e.message}` });
+    consumer.hurry("the worker crashed");
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  if (opts.catchUncaught) process.on("uncaughtException", onUncaught);
 
   let watcher: ScaleInWatcher | undefined;
   const imds = new InstanceMetadata(env.AWS_EC2_METADATA_SERVICE_ENDPOINT);
   if (settings.lifecycle) {
     watcher = new ScaleInWatcher(
       imds,
-      () => stop({ code: EXIT.SCALED_IN, why: "the instance is being scaled in" }),
+      () => stop({ code: EXIT.SCALED_IN, why: "the instance is being scaled in", scaleIn: true }),
       (e) => log.debug({ err: e.message }, "instance metadata not available"),
       opts.scaleInCheckMs,
     );
@@ -125,21 +193,24 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
   }
 
   log.info(
-    { queueUrl: settings.queueUrl, maxWorkers: settings.maxWorkers, batch: settings.maxMessages, processor: settings.handler ? "handler" : "command" },
+    { queueUrl: settings.queueUrl, maxWorkers: settings.maxWorkers, batch: settings.maxMessages, processor: runtime.kind },
     "worker started",
   );
   consumer.start();
   metrics?.start();
+  recycler.start();
 
   const reason = await stopped;
-  log.info({ why: reason.why, inFlight: consumer.inFlight, drainTimeoutSeconds: settings.drainTimeoutMs / 1000 }, "draining");
+  const drainMs = reason.scaleIn ? settings.scaleInTimeoutMs : settings.drainTimeoutMs;
+  log.info({ why: reason.why, inFlight: consumer.inFlight, drainTimeoutSeconds: drainMs / 1000 }, "draining");
   watcher?.stop();
-  timers.forEach((t) => clearTimeout(t));
+  recycler.stop();
+  runtime.windDown();
 
   let lifecycle: LifecycleAction | undefined;
   let beat: NodeJS.Timeout | undefined;
   const instanceId =
-    reason.code === EXIT.SCALED_IN && settings.lifecycle
+    reason.scaleIn && settings.lifecycle
       ? await imds.get("instance-id").catch((e: Error) => {
           // Drain anyway; the hook's heartbeat timeout lets the instance go without the completion.
           log.error({ err: e.message }, "cannot read the instance id: the lifecycle action will time out instead");
@@ -150,10 +221,11 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
     lifecycle = new LifecycleAction(opts.clients?.autoscaling ?? new AutoScalingClient(aws), { ...settings.lifecycle, instanceId });
     beat = setInterval(
       () => lifecycle!.heartbeat().catch((e: Error) => log.warn({ err: e.message }, "lifecycle heartbeat failed")),
-      opts.heartbeatMs ?? 30_000,
+      opts.heartbeatMs ?? SCALE_IN_HEARTBEAT_INTERVAL * 1000,
     );
   }
-  const { released } = await consumer.drain(settings.drainTimeoutMs);
+  const { released } = await consumer.drain(drainMs);
+  await runtime.stop();
   clearInterval(beat);
   await metrics?.stop();
   if (lifecycle) {
@@ -166,8 +238,10 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
   }
   process.removeListener("SIGTERM", onSignal);
   process.removeListener("SIGINT", onSignal);
+  process.removeListener("uncaughtException", onUncaught);
   sqs.destroy();
-  log.info({ why: reason.why, released, exitCode: reason.code }, "stopped");
+  if (reason.code === EXIT.CONFIG_ERROR) log.fatal({ exitCode: reason.code, released }, reason.why);
+  else log.info({ why: reason.why, released, exitCode: reason.code }, "stopped");
   return reason.code;
 }
 
@@ -180,17 +254,4 @@ function staticCredentials(env: NodeJS.ProcessEnv) {
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY?.trim();
   if (!accessKeyId || !secretAccessKey) return undefined;
   return { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN?.trim() || undefined };
-}
-
-/** An absolute program path that is not executable is a configuration error, found at start. */
-function checkCommand(command: string): string {
-  const program = command.split(/\s+/)[0];
-  if (program.startsWith("/")) {
-    try {
-      fs.accessSync(program, fs.constants.X_OK);
-    } catch {
-      throw new WorkerConfigError("WORKER_COMMAND", `runs ${program}, which does not exist or is not executable`);
-    }
-  }
-  return command;
 }

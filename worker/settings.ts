@@ -1,5 +1,5 @@
 import * as os from "node:os";
-import { LOG_LEVELS, WORKER_DEFAULTS } from "./contract";
+import { LOG_LEVELS, scaleInBudget, WORKER_DEFAULTS } from "./contract";
 
 /** The worker's configuration, read only from its environment (the contract in ARCHITECTURE.md). */
 export interface WorkerSettings {
@@ -15,8 +15,20 @@ export interface WorkerSettings {
   retryDelaySeconds: number;
   handler?: string;
   command?: string;
+  app?: {
+    command: string;
+    /** Where each message is POSTed. */
+    path: string;
+    /** Answers 2xx once the app is ready; unset, any HTTP answer means ready. */
+    healthPath?: string;
+    startTimeoutMs: number;
+  };
   recycle: { maxMessages?: number; maxRssMb?: number; maxLifetimeMs?: number };
   drainTimeoutMs: number;
+  /** The drain's budget when the instance is scaled in (the lifecycle hook holds it meanwhile). */
+  scaleInTimeoutMs: number;
+  /** How long a queue that does not exist is waited for before it is a configuration error. */
+  queueWaitMs: number;
   logLevel: (typeof LOG_LEVELS)[number];
   stack?: string;
   /** Scale-in drain: the group and its terminate hook, when the stack configured them. */
@@ -66,20 +78,32 @@ export function readSettings(env: Env = process.env, cpus = os.availableParallel
 
   const handler = env.WORKER_HANDLER?.trim() || undefined;
   const command = env.WORKER_COMMAND?.trim() || undefined;
-  if (!handler === !command) {
+  const appCommand = env.WORKER_APP?.trim() || undefined;
+  const modes = (["WORKER_HANDLER", "WORKER_COMMAND", "WORKER_APP"] as const).filter((name) => env[name]?.trim());
+  if (modes.length !== 1) {
     throw new WorkerConfigError(
-      handler ? "WORKER_HANDLER" : "WORKER_HANDLER or WORKER_COMMAND",
-      handler
-        ? "and WORKER_COMMAND are both set: set exactly one"
-        : "must be set: a JS module exporting handle(message, { signal }), or a command run once per message",
+      modes.length ? modes[0] : "WORKER_HANDLER, WORKER_COMMAND or WORKER_APP",
+      modes.length
+        ? `and ${modes.slice(1).join(" and ")} are ${modes.length === 2 ? "both" : "all"} set: set exactly one`
+        : "must be set: a JS module exporting handle(message, { signal }), a command run once per message, " +
+            "or a long-lived HTTP app on $PORT",
     );
   }
+  const path = (name: string, fallback?: string) => {
+    const raw = env[name]?.trim() || fallback;
+    if (raw !== undefined && !/^\/[^\s]*$/.test(raw)) {
+      throw new WorkerConfigError(name, `must be a URL path starting with / (got ${JSON.stringify(raw)})`);
+    }
+    return raw;
+  };
 
   const groupName = env.KILN_ASG_NAME?.trim();
   const hookName = env.KILN_LIFECYCLE_HOOK?.trim();
   const endpoint = env.AWS_ENDPOINT_URL_SQS?.trim() || env.AWS_ENDPOINT_URL?.trim() || undefined;
   const region = env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || undefined;
   const lifetime = limit(env, "WORKER_MAX_LIFETIME", 31_536_000);
+  const processingTimeout = integer(env, "PROCESSING_TIMEOUT", 1, 43_200, WORKER_DEFAULTS.PROCESSING_TIMEOUT)!;
+  const drainTimeout = integer(env, "WORKER_DRAIN_TIMEOUT", 0, 7_200, WORKER_DEFAULTS.WORKER_DRAIN_TIMEOUT)!;
 
   return {
     queueUrl,
@@ -89,16 +113,26 @@ export function readSettings(env: Env = process.env, cpus = os.availableParallel
     waitTimeSeconds: integer(env, "SQS_WAIT_TIME", 0, 20, WORKER_DEFAULTS.SQS_WAIT_TIME)!,
     visibilityTimeout: integer(env, "SQS_VISIBILITY_TIMEOUT", 1, 43_200, WORKER_DEFAULTS.SQS_VISIBILITY_TIMEOUT)!,
     maxWorkers: integer(env, "MAX_WORKERS", 1, 10_000, Math.max(1, cpus - 1))!,
-    processingTimeoutMs: integer(env, "PROCESSING_TIMEOUT", 1, 43_200, WORKER_DEFAULTS.PROCESSING_TIMEOUT)! * 1000,
+    processingTimeoutMs: processingTimeout * 1000,
     retryDelaySeconds: integer(env, "WORKER_RETRY_DELAY", 0, 43_200, WORKER_DEFAULTS.WORKER_RETRY_DELAY)!,
     handler,
     command,
+    app: appCommand ? {
+      command: appCommand,
+      path: path("WORKER_APP_PATH", WORKER_DEFAULTS.WORKER_APP_PATH)!,
+      healthPath: path("WORKER_APP_HEALTH_PATH"),
+      startTimeoutMs: integer(env, "WORKER_APP_START_TIMEOUT", 1, 3_600, WORKER_DEFAULTS.WORKER_APP_START_TIMEOUT)! * 1000,
+    } : undefined,
     recycle: {
       maxMessages: limit(env, "WORKER_MAX_MESSAGES", 1_000_000_000),
       maxRssMb: limit(env, "WORKER_MAX_RSS_MB", 1_048_576),
       maxLifetimeMs: lifetime && lifetime * 1000,
     },
-    drainTimeoutMs: integer(env, "WORKER_DRAIN_TIMEOUT", 0, 7_200, WORKER_DEFAULTS.WORKER_DRAIN_TIMEOUT)! * 1000,
+    drainTimeoutMs: drainTimeout * 1000,
+    // A scaled-in instance is held by its lifecycle hook, not by systemd's stop timeout: a message
+    // may use its whole processing time there.
+    scaleInTimeoutMs: scaleInBudget(integer(env, "WORKER_SCALE_IN_TIMEOUT", 0, 172_800, 0)!, processingTimeout) * 1000,
+    queueWaitMs: integer(env, "WORKER_QUEUE_WAIT", 0, 3_600, 60)! * 1000,
     logLevel: logLevel(env.LOG_LEVEL),
     stack: env.KILN_STACK?.trim() || undefined,
     lifecycle: groupName && hookName ? { groupName, hookName } : undefined,

@@ -67,9 +67,10 @@ export function recordFile(): { file: string; lines: () => string[]; remove: () 
 }
 
 /**
- * The environment of a worker run in this process on the test SQS, with the record handler. The
- * handler reads RECORD_FILE and HANDLER_MS from process.env (it is loaded into this process), so
- * they are set there too; `forgetInProcessHandler` unsets them after the suite.
+ * The environment of a worker run in this process on the test SQS, with the record handler, which
+ * reads RECORD_FILE and HANDLER_MS from the environment its handler threads get (this one). They
+ * are set in process.env too, for tests that call the handler directly; `forgetInProcessHandler`
+ * unsets them after the suite.
  */
 export function inProcessWorkerEnv(
   sqs: { endpoint: string },
@@ -86,6 +87,8 @@ export function inProcessWorkerEnv(
     AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
     WORKER_HANDLER: RECORD_HANDLER,
+    RECORD_FILE: record.file,
+    HANDLER_MS: handlerMs,
     SQS_WAIT_TIME: "1",
     ...extra,
   };

@@ -4,7 +4,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Consumer, ConsumerOptions, Processor } from "../../worker/consumer";
-import { commandProcessor } from "../../worker/processors";
+import { CommandRunner } from "../../worker/command-runner";
+import { createLogger } from "../../worker/log";
+
+const commandProcessor = (command: string) =>
+  new CommandRunner({ command, maxWorkers: 4, killGraceMs: 5_000, env: process.env, log: createLogger("silent") }).process;
 import { eventually, sleep, TestSqs } from "../support/sqs";
 
 describe("the consumer (real SQS: fauxqs on 127.0.0.1)", function () {
@@ -146,24 +150,26 @@ describe("the consumer (real SQS: fauxqs on 127.0.0.1)", function () {
     assert.equal(calls, 1, "processed once, never redelivered");
   });
 
-  it("aborts a hung handler at the processing timeout and frees its slot", async () => {
+  it("aborts a handler at the processing timeout, and gives its slot to the next message only once it has stopped", async () => {
     const q = await sqs.queuePair(`hung-${n++}`, { maxReceiveCount: 1 });
     await sqs.send(q.url, ["hang", "next"]);
-    const done: string[] = [];
-    let sawAbort = false;
+    const events: string[] = [];
     const c = consumer(q.url, async (m, signal) => {
+      events.push(`start ${m.Body}`);
       if (m.Body === "hang") {
-        signal.addEventListener("abort", () => (sawAbort = true));
-        await new Promise(() => undefined); // ignores the signal: still must not hold the slot
+        signal.addEventListener("abort", () => events.push("abort"));
+        // Ignores its signal for a while: the slot must stay its own until it really stops.
+        await sleep(1_500);
+        events.push("hang stopped");
+        throw new Error("gave up");
       }
-      done.push(m.Body!);
     }, { concurrency: 1, processingTimeoutMs: 500 });
     const failures: string[] = [];
     c.on("failed", (m, e) => failures.push(`${m.Body} ${e.name}`));
     c.start();
-    assert.ok(await eventually(() => done.includes("next")));
-    assert.deepEqual(failures, ["hang ProcessingTimeout"]);
-    assert.ok(sawAbort, "the handler's signal was aborted");
+    assert.ok(await eventually(() => events.includes("start next")));
+    assert.deepEqual(events, ["start hang", "abort", "hang stopped", "start next"]);
+    assert.deepEqual(failures, ["hang ProcessingTimeout"], "failed for its timeout, not for what it threw afterwards");
   });
 
   it("kills a hung command's whole process group at the processing timeout", async () => {

@@ -53,7 +53,7 @@ for (const flavour of Object.keys(FLAVOURS) as Flavour[]) {
       ["a batch size SQS cannot do", { SQS_MAX_MESSAGES: "25" }, /SQS_MAX_MESSAGES must be a whole number from 1 to 10 \(got "25"\)/],
       ["both a handler and a command", { WORKER_COMMAND: "cat" }, /WORKER_HANDLER and WORKER_COMMAND are both set/],
       ["a handler that does not exist", { WORKER_HANDLER: "/nonexistent/handler.js" }, /WORKER_HANDLER cannot be loaded from \/nonexistent\/handler\.js/],
-      ["a command that is not executable", { WORKER_HANDLER: "", WORKER_COMMAND: `${RECORD_HANDLER} --x` }, /WORKER_COMMAND runs \S+record\.js, which does not exist or is not executable/],
+      ["a command that is not executable", { WORKER_HANDLER: "", WORKER_COMMAND: `${RECORD_HANDLER} --x` }, /WORKER_COMMAND runs \S+record\.js, which is not an executable file/],
     ];
     for (const [what, env, message] of badConfigs) {
       it(`on ${what}: one line naming the variable, exit ${EXIT.CONFIG_ERROR} (not restarted)`, async () => {

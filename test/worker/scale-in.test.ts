@@ -93,6 +93,21 @@ describe("scale-in: the drain an Auto Scaling lifecycle hook waits for", functio
     rec.remove();
   });
 
+  it("gives a scale-in its own budget (WORKER_SCALE_IN_TIMEOUT), not SIGTERM's: a message longer than the drain timeout finishes", async () => {
+    const extra = { WORKER_DRAIN_TIMEOUT: "1", PROCESSING_TIMEOUT: "10", WORKER_SCALE_IN_TIMEOUT: "10" };
+    const { q, rec, running } = await start(extra, "2500");
+    assert.ok(await eventually(() => rec.lines().filter((l) => l.startsWith("start")).length === 3));
+    imds.metadata.set("autoscaling/target-lifecycle-state", "Terminated");
+    assert.equal(await running, EXIT.SCALED_IN);
+    const lines = rec.lines();
+    assert.equal(lines.filter((l) => l.startsWith("done")).length, 3, "all three finished, 1.5 s past the 1 s drain timeout");
+    assert.ok(heartbeats >= 5, `the action was kept alive meanwhile (${heartbeats} heartbeats at 200 ms)`);
+    assert.equal(completed.length, 1);
+    assert.ok(await eventually(async () => (await sqs.depth(q.url)).inFlight === 0, 3000));
+    assert.equal((await sqs.depth(q.url)).visible, 17);
+    rec.remove();
+  });
+
   it("still drains and exits when completing the action fails; the hook's timeout lets the instance go", async () => {
     aws.failNext("CompleteLifecycleAction", Object.assign(new Error("Rate exceeded"), { name: "Throttling" }));
     const { rec, running } = await start();

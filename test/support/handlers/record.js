@@ -1,15 +1,22 @@
-// A WORKER_HANDLER for tests: records "start <body>" and "done <body>" lines in RECORD_FILE (one
-// append each, so concurrent workers never interleave a line) and takes HANDLER_MS milliseconds.
+// A WORKER_HANDLER for tests: records "start <body> <pid>.<thread>" and "done <body> <pid>.<thread>"
+// lines in RECORD_FILE (one append each, so concurrent workers never interleave a line) and takes
+// HANDLER_MS milliseconds. A body "poison" throws; "leak:<MiB>" keeps that much memory for good.
 const fs = require("node:fs");
+const { threadId } = require("node:worker_threads");
+
+const kept = [];
 
 exports.handle = async function handle(message, { signal }) {
   const file = process.env.RECORD_FILE;
   const ms = Number(process.env.HANDLER_MS || 0);
-  fs.appendFileSync(file, `start ${message.Body} ${process.pid}\n`);
+  const who = `${process.pid}.${threadId}`;
+  fs.appendFileSync(file, `start ${message.Body} ${who}\n`);
   if (message.Body === "poison") throw new Error("poison message");
+  const leak = /^leak:(\d+)/.exec(message.Body || "");
+  if (leak) kept.push(Buffer.alloc(Number(leak[1]) * 2 ** 20, 1));
   await new Promise((resolve, reject) => {
     const t = setTimeout(resolve, ms);
     signal.addEventListener("abort", () => (clearTimeout(t), reject(signal.reason)), { once: true });
   });
-  fs.appendFileSync(file, `done ${message.Body} ${process.pid}\n`);
+  fs.appendFileSync(file, `done ${message.Body} ${who}\n`);
 };

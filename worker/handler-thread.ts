@@ -1,0 +1,102 @@
+/**
+ * One handler thread (WORKER_HANDLER): loads the module once, runs the messages the pool posts to
+ * it, and reports each outcome. It runs in a worker thread so that nothing a handler does (a
+ * `while (true) {}`, an ignored abort signal, a throw from a timer) can stop the worker's own loop:
+ * the pool can always terminate the thread, and the worker can always drain and exit.
+ */
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
+import { parentPort, workerData } from "node:worker_threads";
+import type { Message } from "@aws-sdk/client-sqs";
+import type { FromThread, ThreadError, ToThread } from "./handler-protocol";
+
+type Handle = (message: Message, ctx: { signal: AbortSignal }) => unknown;
+
+const port = parentPort!;
+const running = new Map<number, AbortController>();
+let outbox: Extract<FromThread, { t: "results" }>["results"] = [];
+let flushScheduled = false;
+let heapReportedAt = 0;
+
+function threadMemory(): number {
+  const { heapUsed, external } = process.memoryUsage();
+  return heapUsed + external;
+}
+
+function describe(e: unknown): ThreadError {
+  return e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : { name: "Error", message: String(e) };
+}
+
+function post(m: FromThread): void {
+  port.postMessage(m);
+}
+
+/** Outcomes finished in the same turn go back as one message: one hop per turn, not per message. */
+function report(result: (typeof outbox)[number]): void {
+  outbox.push(result);
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(() => {
+    flushScheduled = false;
+    const now = Date.now();
+    // The pool recycles the biggest thread first when the worker is over WORKER_MAX_RSS_MB: its
+    // JavaScript heap and the buffers it holds outside it (this thread's own, not the process's).
+    const heapBytes = now - heapReportedAt > 100 ? threadMemory() : undefined;
+    if (heapBytes !== undefined) heapReportedAt = now;
+    post({ t: "results", results: outbox, heapBytes });
+    outbox = [];
+  });
+}
+
+async function load(modulePath: string): Promise<Handle> {
+  const resolved = path.resolve(modulePath);
+  let mod: { handle?: Handle; default?: Handle | { handle?: Handle } };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require(resolved);
+  } catch (e) {
+    // An ES module (Node 20 cannot require one): import it instead.
+    if ((e as NodeJS.ErrnoException).code !== "ERR_REQUIRE_ESM") throw e;
+    mod = (await import(pathToFileURL(resolved).href)) as typeof mod;
+  }
+  const handle =
+    mod.handle ?? (typeof mod.default === "function" ? mod.default : (mod.default as { handle?: Handle } | undefined)?.handle);
+  if (typeof handle !== "function") throw new Error(`${resolved} exports no handle(message, { signal }) function`);
+  return handle;
+}
+
+function run(handle: Handle, id: number, message: Message): void {
+  const abort = new AbortController();
+  running.set(id, abort);
+  Promise.resolve()
+    .then(() => handle(message, { signal: abort.signal }))
+    .then(
+      () => report({ id, ok: true }),
+      (e: unknown) => report({ id, ok: false, error: describe(e) }),
+    )
+    .finally(() => running.delete(id));
+}
+
+async function main(): Promise<void> {
+  const { modulePath } = workerData as { modulePath: string };
+  // A stray rejected promise in a handler must not end the thread and the other messages in it.
+  process.on("unhandledRejection", (e) => post({ t: "warn", msg: "unhandled rejection in a handler", error: describe(e) }));
+  let handle: Handle;
+  try {
+    handle = await load(modulePath);
+  } catch (e) {
+    post({ t: "load-error", error: describe(e) });
+    return;
+  }
+  port.on("message", (m: ToThread) => {
+    if (m.t === "run") for (const job of m.jobs) run(handle, job.id, job.message);
+    else if (m.t === "ping") post({ t: "pong" });
+    else if (m.t === "abort") {
+      const reason = Object.assign(new Error(m.reason.message), { name: m.reason.name });
+      running.get(m.id)?.abort(reason);
+    }
+  });
+  post({ t: "ready" });
+}
+
+void main();
