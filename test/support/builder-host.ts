@@ -209,6 +209,9 @@ export class BuilderHost {
    * test that bakes on the same host more than once calls it between bakes.
    */
   reauthorize(): void {
+    // What an interrupted bake left running (a clean.sh the closed session did not stop, on a
+    // builder that would have been terminated) must not remove the keys given back below.
+    killProcessesIn(this.root, this.sshd?.pid);
     const home = this.user === "root" ? "/root" : `/home/${this.user}`;
     fs.mkdirSync(this.path(`${home}/.ssh`), { recursive: true, mode: 0o700 });
     fs.writeFileSync(this.path(`${home}/.ssh/authorized_keys`), this.publicKey, { mode: 0o600 });
@@ -386,14 +389,14 @@ function unmount(mountPoint: string): void {
   run("umount", ["--lazy", mountPoint]);
 }
 
-/** Kills processes whose root is inside `root`: what our sshd started there, and nothing else. */
-function killProcessesIn(root: string): void {
+/** Kills processes whose root is inside `root`: what our sshd started there, and nothing else; `spare` lives. */
+function killProcessesIn(root: string, spare?: number): void {
   if (!fs.existsSync(root)) return;
   const real = fs.realpathSync(root);
   for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
       const procRoot = fs.readlinkSync(`/proc/${pid}/root`);
-      if (procRoot === real || procRoot.startsWith(`${real}/`)) process.kill(Number(pid), "SIGKILL");
+      if ((procRoot === real || procRoot.startsWith(`${real}/`)) && Number(pid) !== spare) process.kill(Number(pid), "SIGKILL");
     } catch {
       /* gone, or not ours to read */
     }
