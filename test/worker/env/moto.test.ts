@@ -12,6 +12,9 @@ import { runEnvCommand, runReportFailure } from "../../../worker/env/command";
 import { InstanceMetadata } from "../../../worker/lifecycle";
 import { FakeImds } from "../../support/fake-aws/imds";
 import { MOTO_REGION, Moto, startMoto } from "../../support/moto";
+import { spawn } from "node:child_process";
+import { BUNDLE, ensureBundle } from "../../support/worker-process";
+import { readUnit } from "../systemd/unit-file";
 import { captureLog, virtualClock } from "./harness";
 import { parseSystemdEnvFile } from "./systemd-env-file";
 
@@ -148,6 +151,55 @@ describe("kiln-worker env and report-failure against moto", function () {
       assert.equal(await report(EXIT.CRASHED), EXIT.DRAINED);
       assert.equal(await failures(), 1);
       assert.equal(await health(), "UNHEALTHY");
+    });
+
+    /**
+     * The shipped bundle as kiln-worker-failed@.service runs it: a user with no passwd entry (what
+     * DynamicUser= gives where nss-systemd is missing), the unit's own Environment= lines, the
+     * instance's credentials from the SDK's chain.
+     */
+    const reportAsTheUnit = async (unitEnvironment: string[], until?: RegExp) => {
+      await ensureBundle();
+      const env: Record<string, string> = {
+        PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ...Object.fromEntries(unitEnvironment.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
+        KILN_SSM_PREFIX: PREFIX,
+        AWS_REGION: MOTO_REGION,
+        AWS_ENDPOINT_URL: moto.endpoint,
+        AWS_ACCESS_KEY_ID: "testing",
+        AWS_SECRET_ACCESS_KEY: "testing",
+        AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint,
+        MONITOR_UNIT: "kiln-worker.service",
+        MONITOR_SERVICE_RESULT: "exit-code",
+        MONITOR_EXIT_CODE: "exited",
+        MONITOR_EXIT_STATUS: String(EXIT.CRASHED),
+      };
+      const child = spawn("setpriv", ["--reuid=61234", "--regid=61234", "--clear-groups", process.execPath, BUNDLE, "report-failure"], { env, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      const seen = (b: Buffer) => {
+        out += b.toString();
+        // Every call fails and is retried for a minute: once the reason shows, nothing more will come.
+        if (until?.test(out)) child.kill("SIGKILL");
+      };
+      child.stdout.on("data", seen);
+      child.stderr.on("data", seen);
+      const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+      return { code, out };
+    };
+
+    it("reports as the unit runs it: a dynamic user without a passwd entry, HOME from the unit", async () => {
+      const environment = readUnit("kiln-worker-failed@.service").get("Service")?.get("Environment") ?? [];
+      const r = await reportAsTheUnit(environment);
+      assert.equal(r.code, EXIT.DRAINED, r.out);
+      assert.equal(await health(), "UNHEALTHY");
+      assert.equal(await failures(), 1);
+    });
+
+    it("fails without that HOME, which is why the unit sets it (uv_os_homedir)", async () => {
+      const r = await reportAsTheUnit([], /uv_os_homedir returned ENOENT/);
+      assert.match(r.out, /"PutMetricData failed; retrying"|PutMetricData failed; retrying/);
+      assert.match(r.out, /uv_os_homedir returned ENOENT/);
+      assert.equal(await health(), "HEALTHY");
     });
 
     it("after a configuration error (78): the WorkerFailure only, the instance stays healthy", async () => {
