@@ -23,6 +23,7 @@ import { stepReapExpired } from "./steps/reap-expired";
 import { stepResolveBaseImage } from "./steps/resolve-base-image";
 import { stepReuseImage } from "./steps/reuse-image";
 import { stepRunBuilder } from "./steps/run-builder";
+import { closeTunnel, PORT_FORWARDING_DOCUMENT, stepSsmTunnel } from "./steps/ssm-tunnel";
 import { securityGroupStep, SecurityGroupStepOptions } from "./steps/security-group";
 import { stepUpload } from "./steps/upload";
 import { stepValidate } from "./steps/validate";
@@ -77,6 +78,7 @@ export function ec2Steps(opts: Pick<BakeOptions, "securityGroup">): Step<BakeSta
     securityGroupStep(opts.securityGroup),
     stepInstanceProfile,
     stepRunBuilder,
+    stepSsmTunnel,
     ...sshSteps(),
     stepCreateImage,
   ];
@@ -181,7 +183,11 @@ export async function bake(opts: BakeOptions): Promise<BakeResult> {
   } else if (stepsOk && opts.target === "ssh") {
     print(`\nProvisioned ${opts.ssh?.host}: the host now holds what the image would.\n`);
   }
-  if (report.failure && !report.interrupted && opts.onError === "abort" && state.instanceId) printKept(opts, state, print);
+  if (report.failure && !report.interrupted && opts.onError === "abort" && state.instanceId) {
+    // The plugin is this process's child and dies with it: end its session now; printKept says how to open another.
+    await closeTunnel(state, stepSsmTunnel.name, (l) => print(`    ${stepSsmTunnel.name}: ${l}\n`));
+    printKept(opts, state, print);
+  }
   if (opts.json) {
     out.write(
       JSON.stringify({
@@ -232,11 +238,21 @@ function printKept(opts: BakeOptions, state: BakeState, print: (t: string) => vo
     fs.mkdirSync(path.dirname(keyFile), { recursive: true });
     fs.writeFileSync(keyFile, state.keyPair.privateKey, { mode: 0o600 });
   }
+  const user = state.settings.sshUser;
+  const login = !keyFile
+    ? ""
+    : state.settings.sshInterface === "session_manager"
+      ? `; log in with: aws ssm start-session --region ${state.settings.region} --target ${state.instanceId} --document-name ${PORT_FORWARDING_DOCUMENT} ` +
+        `--parameters portNumber=22,localPortNumber=2222, then in another terminal: ssh -i ${keyFile} -p 2222 ${user}@127.0.0.1`
+      : state.ssh
+        ? `; log in with: ssh -i ${keyFile} ${state.ssh.user}@${state.ssh.host}`
+        : "";
   print(
     `\nKept for debugging (--on-error=abort): builder ${state.instanceId}` +
-      (state.ssh && keyFile ? `; log in with: ssh -i ${keyFile} ${state.ssh.user}@${state.ssh.host}` : "") +
+      login +
       (state.keyPair ? `, key pair ${state.keyPair.name}` : "") +
       (state.securityGroupId ? `, security group ${state.securityGroupId}` : "") +
+      (state.builderProfile ? `, instance profile ${state.builderProfile.name}` : "") +
       `.\nIt terminates itself within ${state.settings.builderLifetimeMinutes} minutes; reap it sooner with: npm run bake-ami -- --stack ${opts.stack} --reap\n`,
   );
 }

@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { reportConfigError } from "../infra/config-errors";
+import { didYouMean } from "../infra/did-you-mean";
 import { bake, BakeOptions, readKeyFile } from "./bake";
 
 export const USAGE = `usage: npm run bake-ami -- --stack <stack> [options]
@@ -69,11 +70,23 @@ class UsageError extends Error {}
 
 const SSH_INTERFACES = ["public_ip", "private_ip", "session_manager"] as const;
 
-function sshInterface(v: string | undefined): (typeof SSH_INTERFACES)[number] | undefined {
-  if (v === undefined) return undefined;
-  const found = SSH_INTERFACES.find((i) => i === v);
-  if (!found) throw new UsageError(`--ssh-interface must be ${SSH_INTERFACES.join(", ")} (got ${JSON.stringify(v)})`);
+/** `value` if it is one of `allowed`, else a usage error naming the flag, the choices, and the likely one. */
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[], list = allowed.join(" or ")): T {
+  const found = allowed.find((a) => a === value);
+  if (found === undefined) throw new UsageError(`--${flag} must be ${list} (got ${JSON.stringify(value)})${suggest(didYouMean(value, allowed))}`);
   return found;
+}
+
+const suggest = (hint: string) => (hint ? `: ${hint.trim()}` : "");
+
+/**
+ * The flag parseArgs refused, as typed (`-stack` is reported as its first letter, `-s`), with the
+ * flag it most likely meant: the same help a mistyped stack setting gets.
+ */
+function unknownFlag(argv: string[], reported: string): UsageError {
+  const typed = argv.find((a) => a === reported || a.startsWith(`${reported}=`)) ?? argv.find((a) => /^-[^-]/.test(a) && a.startsWith(reported)) ?? reported;
+  const name = typed.split("=")[0];
+  return new UsageError(`unknown flag ${name}${suggest(didYouMean(name.replace(/^-+/, ""), Object.keys(OPTIONS), (k) => `--${k}`))}`);
 }
 
 /** Parses argv into bake options; every mistake names the flag. */
@@ -82,14 +95,14 @@ export function parseBakeArgs(argv: string[], root: string, out: BakeOptions["ou
   try {
     ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (e) {
+    const unknown = (e as NodeJS.ErrnoException).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && /Unknown option '([^']+)'/.exec((e as Error).message);
+    if (unknown) throw unknownFlag(argv, unknown[1]);
     throw new UsageError((e as Error).message.replace(/^TypeError \[\w+\]: /, ""));
   }
   if (values.help) return "help";
   if (!values.stack) throw new UsageError("--stack is required: the stack whose Pulumi.<stack>.yaml to bake for, e.g. --stack prod");
-  const onError = values["on-error"] ?? "cleanup";
-  if (onError !== "cleanup" && onError !== "abort") throw new UsageError(`--on-error must be cleanup or abort (got ${JSON.stringify(onError)})`);
-  const target = values.target ?? "ec2";
-  if (target !== "ec2" && target !== "ssh") throw new UsageError(`--target must be ec2 or ssh (got ${JSON.stringify(target)})`);
+  const onError = oneOf("on-error", values["on-error"] ?? "cleanup", ["cleanup", "abort"] as const);
+  const target = oneOf("target", values.target ?? "ec2", ["ec2", "ssh"] as const);
   const whole = (flag: string, v: string | undefined, min: number, max: number) => {
     if (v === undefined) return undefined;
     if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`--${flag} must be a whole number from ${min} to ${max} (got ${JSON.stringify(v)})`);
@@ -124,7 +137,7 @@ export function parseBakeArgs(argv: string[], root: string, out: BakeOptions["ou
       sshCidr: values["ssh-cidr"],
       sshUser: values["ssh-user"],
       keep: whole("keep", values.keep, 1, 100),
-      sshInterface: sshInterface(values["ssh-interface"]),
+      sshInterface: values["ssh-interface"] === undefined ? undefined : oneOf("ssh-interface", values["ssh-interface"], SSH_INTERFACES, SSH_INTERFACES.join(", ")),
       sshTimeout: whole("ssh-timeout", values["ssh-timeout"], 10, 7200),
       instanceTimeout: whole("instance-timeout", values["instance-timeout"], 30, 3600),
       imageTimeout: whole("image-timeout", values["image-timeout"], 60, 86_400),

@@ -79,10 +79,11 @@ export interface Plan {
 
 export function planOf(state: BakeState, stack: string): Plan {
   const s = state.settings;
+  const keyPair = `key pair kiln-builder-${state.buildId} (ed25519)`;
   const how = s.sshInterface === "session_manager"
-    ? [`IAM role and instance profile kiln-builder-${state.buildId} (Session Manager only)`, `security group with no inbound rule in ${s.subnetId}'s VPC`]
-    : [`key pair kiln-builder-${state.buildId} (ed25519)`,
-       `security group allowing SSH from ${s.sshCidr || (s.sshInterface === "private_ip" ? "the VPC" : "your address")} in ${s.subnetId}'s VPC`];
+    ? [keyPair, `IAM role and instance profile kiln-builder-${state.buildId} (Session Manager only)`, `security group with no inbound rule in ${s.subnetId}'s VPC`,
+       `a Session Manager session forwarding a local port to the builder's port 22 (session-manager-plugin ${state.sessionPluginVersion ?? "not found"})`]
+    : [keyPair, `security group allowing SSH from ${s.sshCidr || (s.sshInterface === "private_ip" ? "the VPC" : "your address")} in ${s.subnetId}'s VPC`];
   const base = state.baseImageId ?? state.baseImageSource ?? "(unresolved)";
   return {
     dryRun: true,

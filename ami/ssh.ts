@@ -44,6 +44,8 @@ export interface ConnectOptions {
   onWaiting?(reason: string): void;
   /** Pause between attempts; the default suits a booting EC2 instance. */
   retryDelayMs?: number;
+  /** A reason no later attempt can succeed (the tunnel SSH goes through has ended), checked after each failed one. */
+  hopeless?(): string | undefined;
 }
 
 /** Per attempt: long enough for a slow handshake, short enough to retry a silently dropped SYN. */
@@ -84,6 +86,8 @@ export async function connectBefore(target: SshTarget, opts: ConnectOptions): Pr
       // A key ssh2 cannot read stays unreadable: no point waiting out the deadline.
       if (/^Cannot parse privateKey/.test((e as Error).message ?? "")) throw e;
       const reason = describe(e);
+      const hopeless = opts.hopeless?.();
+      if (hopeless) throw new SshDeadlineError(addr, `${reason}; ${hopeless}`, Date.now() - started);
       if (reason !== lastReason) opts.onWaiting?.(reason);
       lastReason = reason;
       await sleep(Math.min(opts.retryDelayMs ?? 2_000, Math.max(opts.deadline - Date.now(), 0)), opts.signal);

@@ -1,5 +1,6 @@
 import type { NodeSSH } from "node-ssh";
 import type { BakeClients } from "./aws-clients";
+import type { SessionPlugin } from "./session-plugin";
 
 /** How to reach the host the provisioning steps (wait-for-ssh .. clean) run on. */
 export interface SshTarget {
@@ -59,6 +60,18 @@ export interface BakeSettings {
   shareAccounts?: string[];
 }
 
+/** A Session Manager session forwarding a local port to the builder's port 22, and the plugin carrying it. */
+export interface SshTunnel {
+  instanceId: string;
+  /** Recorded the moment StartSession answers: TerminateSession ends it. */
+  sessionId?: string;
+  /** Recorded the moment it is spawned: stopped before the session is ended. */
+  plugin?: SessionPlugin;
+  localPort?: number;
+  /** Set while the tunnel is being closed on purpose, so the plugin's exit is not reported as a loss. */
+  closing?: boolean;
+}
+
 /** Everything a bake knows and has created; each step records ids here the moment it has them. */
 export interface BakeState {
   buildId: string;
@@ -91,6 +104,12 @@ export interface BakeState {
   builderProfile?: { name: string; role?: boolean; profile?: boolean };
   securityGroupId?: string;
   instanceId?: string;
+  /** session-manager-plugin's version, found by pre-validate when sshInterface is session_manager. */
+  sessionPluginVersion?: string;
+  /** Session Manager port forwarding to the builder's SSH (ssm-tunnel): what of it exists. */
+  tunnel?: SshTunnel;
+  /** Epoch ms by which SSH on the builder must answer: the SSM agent's wait counts against it too. */
+  sshDeadline?: number;
   ssh?: SshTarget;
   connection?: NodeSSH;
   /** Set once the image is registered; until it is available a failure deregisters it. */

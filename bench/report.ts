@@ -170,7 +170,7 @@ export function formatReport(report: BenchReport): string {
     out.push("how each ran (one fresh process per contender, a fresh queue filled with the same bodies, fill not timed;");
     out.push("  the clock runs from start until the Nth delete is acknowledged, counted by a middleware on the SQS client):");
     out.push("  kiln            worker/consumer.ts Consumer, concurrency = in flight, maxMessages 10, the worker's defaults; the workload");
-    out.push("                  a WORKER_HANDLER module in the worker's handler threads (min(in flight, CPUs - 1) of them), as in production");
+    out.push("                  a WORKER_HANDLER module in the worker's handler threads (min(in flight, CPUs) of them), as in production");
     out.push("  sqs-consumer    batchSize 10, one instance per 10 in flight on one client (v14 has no concurrency option)");
     for (const o of report.scenarios) out.push(`  bare (${o.scenario.id})`.padEnd(18) + o.scenario.bareNote);
     out.push("  all             one SQSClient config (keep-alive, 256 sockets), WaitTimeSeconds 20, VisibilityTimeout 300", "");

@@ -472,7 +472,7 @@ export const CONFIG_KEYS = {
     default: {},
     description:
       "How `npm run bake-ami` builds the image (docs/bake.md lists every setting): instanceType, subnetId, baseImage, sshCidr, sshUser, sshInterface " +
-      "(public_ip, private_ip or session_manager), keep, rootVolumeSize, appDir, tags, the deadlines (sshTimeout, instanceTimeout, imageTimeout, " +
+      "(public_ip, private_ip or session_manager: through Session Manager, with AWS's session-manager-plugin where you bake), keep, rootVolumeSize, appDir, tags, the deadlines (sshTimeout, instanceTimeout, imageTimeout, " +
       "requestTimeout, builderLifetime) and distribution (kmsKeyId, copyRegions, regionKmsKeyIds, shareAccounts).",
     schema: bakeSchema(),
     example: "{subnetId: subnet-0123..., sshInterface: session_manager, keep: 3}",

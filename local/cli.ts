@@ -1,45 +1,58 @@
 import { parseArgs } from "node:util";
 import { reportConfigError } from "../infra/config-errors";
+import { describeParseError } from "./flag-errors";
 import type { LocalFleet } from "./fleet";
-import { DEFAULT_OPTIONS, LOCAL_CONCURRENCY, LocalOptions, UsageError } from "./plan";
+import { DEFAULT_OPTIONS, DEMO_FAIL_RATE, LocalOptions, MAX_MESSAGES, UsageError } from "./plan";
 
 const USAGE = `usage: npm run local -- [flags]
 
 Runs the stack's worker fleet on this machine: an embedded SQS on 127.0.0.1 with the stack's queue
 and DLQ, worker processes (bin/kiln-worker.js run) added and removed by the stack's
 backlog-per-instance rule, a demo workload and a live view. By default it exits with a summary once
-every message is handled; Ctrl-C drains the workers first, a second Ctrl-C kills them.
+every message is handled; Ctrl-C drains the workers first, a second Ctrl-C kills them. While it runs,
+\`npm run kiln -- status --stack STACK\` (and the other kiln commands) work on it.
 
 flags:
   --stack NAME              stack file Pulumi.NAME.yaml to take the settings from (default ${DEFAULT_OPTIONS.stack})
-  --messages N              demo messages to send at start (default ${DEFAULT_OPTIONS.messages}; 0 needs --keep-running or --duration)
+  --messages N              demo messages to send at start, up to ${MAX_MESSAGES.toLocaleString("en-US")} (default ${DEFAULT_OPTIONS.messages}; 0 needs --keep-running
+                            or --duration)
   --rate N                  send them at N per second instead of all at once
-  --fail-rate F             share of demo messages that ask to fail, 0 to 1 (default ${DEFAULT_OPTIONS.failRate}): they are
-                            retried and end in the DLQ after the stack's maxReceiveCount receives
+  --fail-rate F             share of demo messages that ask to fail, 0 to 1 (default ${DEMO_FAIL_RATE} with the demo handler,
+                            0 with --handler, --command or --app): they are retried and end in the DLQ
+                            after the stack's maxReceiveCount receives
   --handler PATH            WORKER_HANDLER module to run instead of the demo handler
                             (worker/examples/demo-handler.js); the stack's own path is one on an instance
-  --command CMD             WORKER_COMMAND to run once per message instead (body on stdin)
+  --command CMD             WORKER_COMMAND to run once per message instead (through sh -c, body on stdin)
+  --app CMD                 WORKER_APP: a long-lived HTTP app started once per handler slot, each with
+                            its own PORT; every message is POSTed to it (Elastic Beanstalk's sqsd shape)
+  --app-health-path PATH    WORKER_APP_HEALTH_PATH (default the stack's kiln:workerAppHealthPath)
+  --app-start-timeout S     WORKER_APP_START_TIMEOUT (default the stack's kiln:workerAppStartTimeout)
   --env NAME=VALUE          extra worker environment, repeatable, e.g. --env DEMO_AVG_MS=100 (the demo
-                            handler's average milliseconds, default 500)
+                            handler's average milliseconds, default 500); your secrets go here locally
   --concurrency N           MAX_WORKERS: handlers per worker process (default the stack's kiln:maxWorkers,
-                            or ${LOCAL_CONCURRENCY} when that is 0)
+                            or vCPUs − 1 as on an instance when that is 0)
   --min N, --max N          fewest and most worker processes (default the stack's minSize and maxSize)
   --speed X                 stack seconds per local second (default ${DEFAULT_OPTIONS.speed}): the stack's cooldowns,
-                            acceptable latency (so the rule's backlog target), visibility timeout and
-                            restart and retry delays run X times faster; handlers run in real time.
-                            --speed 1 runs the stack's own timings
+                            acceptable latency (so the rule's backlog target), visibility timeout,
+                            kiln:retryDelay and kiln-worker.service's restart delay and crash window run
+                            X times faster; handlers run in real time. --speed 1 runs the stack's timings
   --scale-out-cooldown S    local seconds between scale-outs (default kiln:scaleOutCooldown / speed)
   --scale-in-cooldown S     local seconds after any scaling before a scale-in (default kiln:scaleInCooldown / speed)
   --acceptable-latency S    local seconds, input of the rule (default kiln:acceptableLatency / speed)
   --avg-processing-ms MS    input of the rule (default kiln:avgProcessingMs)
-  --keep-running            keep serving after the demo messages are handled and print the queue URL
-                            and an aws CLI command to send your own; stop with Ctrl-C
+  --port N                  the embedded SQS's port on 127.0.0.1 (default a free one)
+  --keep-running            keep serving after the demo messages are handled and print the queue and
+                            DLQ URLs and an aws CLI command to send your own; stop with Ctrl-C
   --duration S              drain and exit after S seconds, handled or not
   --log-file PATH           where the workers' JSON log lines go (default .kiln/local/STACK-workers.log)
   --plain                   print a status line every 2 s even on a terminal (the default when
                             stdout is not one)
   -h, --help                this text
 
+Your own code: demo messages are JSON bodies {"demo": N}, and {"demo": N, "fail": true} for the
+failing share; a handler gets the SQS message, a command the body on stdin (KILN_MESSAGE_ID and
+KILN_RECEIVE_COUNT in its environment), an app a POST of the body. What they print goes to the log
+file, tagged with the worker. Secrets that kiln:secretEnv holds on AWS come from --env here.
 Workers log at debug (the fleet counts their "processed" lines), long-poll 1 s, and get dummy
 credentials and the embedded endpoint; nothing listens beyond 127.0.0.1.
 exit codes: 0 done or drained, 1 failed, 2 bad flag, 78 worker or stack configuration error,
@@ -55,6 +68,10 @@ const FLAGS = {
   "fail-rate": { type: "string" },
   handler: { type: "string" },
   command: { type: "string" },
+  app: { type: "string" },
+  "app-health-path": { type: "string" },
+  "app-start-timeout": { type: "string" },
+  port: { type: "string" },
   env: { type: "string", multiple: true },
   concurrency: { type: "string" },
   min: { type: "string" },
@@ -88,12 +105,7 @@ export function parseLocalArgs(argv: string[]): LocalOptions | "help" {
   try {
     values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
   } catch (e) {
-    const err = e as Error & { code?: string };
-    const flag = /'(-[^' ]+)/.exec(err.message)?.[1];
-    if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw new UsageError(`unknown flag ${flag ?? ""} (see --help)`);
-    if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") throw new UsageError(`${flag ?? "a flag"} needs a value (see --help)`);
-    if (err.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") throw new UsageError(`unexpected argument ${flag ?? /'([^']*)'/.exec(err.message)?.[1] ?? ""}: every setting is a --flag (see --help)`);
-    throw new UsageError(err.message);
+    throw new UsageError(describeParseError(e));
   }
   if (values.help) return "help";
 
@@ -107,11 +119,15 @@ export function parseLocalArgs(argv: string[]): LocalOptions | "help" {
   const options: LocalOptions = {
     ...DEFAULT_OPTIONS,
     stack: values.stack ?? DEFAULT_OPTIONS.stack,
-    messages: number("messages", values.messages, { min: 0, max: 100_000, integer: true }) ?? DEFAULT_OPTIONS.messages,
+    messages: number("messages", values.messages, { min: 0, max: MAX_MESSAGES, integer: true }) ?? DEFAULT_OPTIONS.messages,
     rate: number("rate", values.rate, { min: 0, max: 10_000 }) ?? DEFAULT_OPTIONS.rate,
-    failRate: number("fail-rate", values["fail-rate"], { min: 0, max: 1 }) ?? DEFAULT_OPTIONS.failRate,
+    failRate: number("fail-rate", values["fail-rate"], { min: 0, max: 1 }),
     handler: values.handler,
     command: values.command,
+    app: values.app,
+    appHealthPath: values["app-health-path"],
+    appStartTimeout: number("app-start-timeout", values["app-start-timeout"], { min: 1, max: 3600, integer: true }),
+    port: number("port", values.port, { min: 1, max: 65_535, integer: true }),
     env,
     concurrency: number("concurrency", values.concurrency, { min: 1, max: 10_000, integer: true }),
     minSize: number("min", values.min, { min: 0, max: 1000, integer: true }),
@@ -128,6 +144,7 @@ export function parseLocalArgs(argv: string[]): LocalOptions | "help" {
   };
   if (values.handler === "") throw new UsageError("--handler needs a path");
   if (values.command !== undefined && values.command.trim() === "") throw new UsageError("--command needs a command");
+  if (values.app !== undefined && values.app.trim() === "") throw new UsageError("--app needs a command");
   if (options.messages === 0 && !options.keepRunning && options.duration === undefined) {
     throw new UsageError("--messages 0 leaves nothing to do: add --keep-running to send your own, or --duration");
   }
@@ -135,6 +152,9 @@ export function parseLocalArgs(argv: string[]): LocalOptions | "help" {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // The SDK's notice that it will need Node 22 from 2027, printed by this process's own SQS client
+  // on Node 20: the README says it once. Other warnings still show.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   let options: LocalOptions | "help";
   try {
     options = parseLocalArgs(argv);

@@ -15,11 +15,12 @@ interface FauxqsApp {
   server: Server;
 }
 
-export async function startEmbeddedSqs(opts: { region?: string } = {}): Promise<EmbeddedSqs> {
+/** `port` 0 or undefined: a free one. */
+export async function startEmbeddedSqs(opts: { region?: string; port?: number } = {}): Promise<EmbeddedSqs> {
   // fauxqs ships ESM only; a dynamic import keeps this CommonJS codebase able to load it.
   const { buildApp } = (await import("fauxqs")) as unknown as { buildApp(o: object): FauxqsApp };
   const app = buildApp({ logger: false, defaultRegion: opts.region ?? "us-east-1" });
-  await app.listen({ host: "127.0.0.1", port: 0 });
+  await app.listen({ host: "127.0.0.1", port: opts.port ?? 0 });
   const address = app.server.address();
   if (!address || typeof address === "string") throw new Error("the embedded SQS did not bind a TCP port");
   return {

@@ -2,11 +2,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { EXIT } from "../worker/contract";
+import { findLocalFleet } from "./control-state";
 import { startEmbeddedSqs } from "./embedded-sqs";
+import { exposeFleet } from "./fleet-controls";
 import { printHeader } from "./header";
-import { FleetPlan, inheritedEnv, LocalOptions, planFleet } from "./plan";
+import { FleetPlan, inheritedEnv, LocalOptions, planFleet, UsageError } from "./plan";
 import { createQueues, emptyDepth, expiredInFlight, QueueDepth, queueDepth, total } from "./queues";
-import { Scaler } from "./scaler";
+import { RateHistory } from "./rates";
+import { describeScaling, Scaler } from "./scaler";
 import { FleetResult, formatSummary } from "./summary";
 import { Throughput } from "./throughput";
 import { FleetStatus, LiveView, seconds, TextOut } from "./view";
@@ -55,7 +58,17 @@ export async function startLocalFleet(options: LocalOptions, io: FleetIo): Promi
     undo.length = 0;
   };
 
-  const server = await startEmbeddedSqs({ region: cfg.region });
+  const running = findLocalFleet(options.stateDir, options.stack);
+  if (running) {
+    throw new UsageError(
+      `a local fleet of stack ${options.stack} already runs (pid ${running.pid}, SQS at ${running.endpoint}): ` +
+        `stop it, or work on it with \`npm run kiln -- status --stack ${options.stack}\``,
+    );
+  }
+  const server = await startEmbeddedSqs({ region: cfg.region, port: options.port }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === "EADDRINUSE") throw new UsageError(`--port ${options.port}: something on 127.0.0.1 already listens there; choose another, or leave --port out for a free one`);
+    throw e;
+  });
   undo.push(() => server.stop());
   let sqs: SQSClient;
   let queues: Awaited<ReturnType<typeof createQueues>>;
@@ -77,38 +90,58 @@ export async function startLocalFleet(options: LocalOptions, io: FleetIo): Promi
   const startedAt = Date.now();
   const view = new LiveView(io.out, { plain: options.plain, plainEveryMs: options.plainEveryMs });
   const elapsed = () => Date.now() - startedAt;
-  const bodies = demoBodies(options.messages, options.failRate);
+  const bodies = demoBodies(options.messages, plan.failRate);
   const throughput = new Throughput(startedAt);
+  const rates = new RateHistory(startedAt);
   const scaler = new Scaler(scaling, startedAt);
   const workers = new WorkerProcesses({
     env: { ...inheritedEnv(), ...plan.workerEnv(queues.url, server.endpoint) },
     restartDelayMs: plan.restartDelayMs,
+    crashLimit: plan.crashLimit,
+    crashWindowMs: plan.crashWindowMs,
     stopTimeoutMs: (cfg.drainTimeout + 30) * 1000,
     log: (line) => {
       if (!log.writableEnded) log.write(line + "\n");
     },
   });
   let retries = 0;
-  workers.on("processed", () => throughput.record());
-  workers.on("failed", () => retries++);
+  workers.on("processed", () => {
+    throughput.record();
+    rates.record("processed");
+  });
+  workers.on("failed", () => {
+    retries++;
+    rates.record("failed");
+  });
   workers.on("notice", (text) => view.event(elapsed(), text));
   workers.on("configError", (id, message) =>
     fail(EXIT.CONFIG_ERROR, `worker ${id} stopped with a configuration error (exit ${EXIT.CONFIG_ERROR}), which a restart cannot fix:\n  ${message.split("\n")[0]}`),
   );
   workers.on("gaveUp", (_id, message) => fail(1, `a worker keeps crashing, so the fleet stops: ${message}`));
 
-  printHeader(view, plan, server.endpoint, queues.url, bodies);
+  printHeader(view, plan, server.endpoint, queues, bodies);
   const feeder = new Feeder(sqs, queues.url, bodies, options.rate);
   feeder.done.catch((e: Error) => fail(1, `could not send the demo messages: ${e.message}`));
 
   let phase: "running" | "draining" | "waiting" | "done" = "running";
   let main: QueueDepth = emptyDepth();
   let dlq = 0;
+  let dlqDepth: QueueDepth = emptyDepth();
   let stopReason = "";
   let exitCode = 0;
   let error: string | undefined;
   let tickFailures = 0;
+  /** What `kiln plan` reads of the run so far. */
+  const history = { peakBacklog: 0, workerSeconds: 0 };
+  let lastTickAt = startedAt;
   let ticking = false;
+  const paused: { on: boolean; desired: number; at?: number } = { on: false, desired: 0 };
+  let announced = 0;
+  /** Prints every scaling change not printed yet, whoever made it. */
+  const announceScaling = () => {
+    for (const e of scaler.events.slice(announced)) view.event(e.atMs, describeScaling(e, scaling.target));
+    announced = scaler.events.length;
+  };
   let resolveDone!: (r: FleetResult) => void;
   const done = new Promise<FleetResult>((resolve) => (resolveDone = resolve));
 
@@ -122,6 +155,7 @@ export async function startLocalFleet(options: LocalOptions, io: FleetIo): Promi
     }
     main = m;
     dlq = total(d);
+    dlqDepth = d;
   };
 
   const status = (): FleetStatus => ({
@@ -144,16 +178,14 @@ export async function startLocalFleet(options: LocalOptions, io: FleetIo): Promi
     try {
       await readQueues();
       tickFailures = 0;
+      const now = Date.now();
+      history.peakBacklog = Math.max(history.peakBacklog, total(main));
+      history.workerSeconds += (workers.running * (now - lastTickAt)) / 1000;
+      lastTickAt = now;
       if (phase === "running") {
-        const before = scaler.desired;
-        const desired = scaler.decide(main.visible, Date.now());
-        if (desired !== before) {
-          view.event(
-            elapsed(),
-            `scale ${desired > before ? "out" : "in"}: ${before} → ${desired} workers (backlog ${main.visible}, ${scaling.target} per worker)`,
-          );
-        }
-        workers.scaleTo(desired);
+        if (!paused.on) scaler.decide(main.visible, Date.now());
+        announceScaling();
+        workers.scaleTo(scaler.desired);
         if (!options.keepRunning && feeder.finished && total(main) === 0) beginStop("every message handled");
         else if (options.duration !== undefined && elapsed() >= options.duration * 1000) beginStop(`--duration ${options.duration} s reached`);
       }
@@ -167,6 +199,30 @@ export async function startLocalFleet(options: LocalOptions, io: FleetIo): Promi
   };
   const timer = setInterval(() => void tick(), options.tickMs);
   void tick();
+
+  try {
+    const unexpose = await exposeFleet(
+      {
+        plan,
+        startedAt,
+        scaler,
+        workers,
+        rates,
+        paused,
+        endpoint: server.endpoint,
+        counts: () => ({ processed: throughput.total, failed: retries, queue: main, dlqDepth, history: { ...history, peakWorkers: workers.peak } }),
+        phase: () => phase,
+        changed: () => {
+          announceScaling();
+          workers.scaleTo(scaler.desired);
+        },
+      },
+      queues,
+    );
+    undo.push(unexpose);
+  } catch (e) {
+    view.event(elapsed(), `kiln commands cannot reach this fleet: ${(e as Error).message}`);
+  }
 
   let forced = false;
   let finishing: Promise<void> | undefined;

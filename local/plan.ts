@@ -1,9 +1,17 @@
+import * as os from "node:os";
 import * as path from "node:path";
 import { ConfigError, KilnConfig, parseStackConfig } from "../infra/config";
 import { readStackFile } from "../infra/stack-file";
 import { backlogTarget } from "../infra/scaling-rule";
 import type * as WorkerEnvironment from "../infra/worker-environment";
-import { WORKER_DEFAULTS, WORKER_VARIABLES } from "../worker/contract";
+import { WORKER_VARIABLES } from "../worker/contract";
+import { defaultMaxWorkers } from "../worker/env/sizing";
+import { localStateDir } from "./control-state";
+import { checkHandlerFile, checkProgram } from "./preflight";
+import { readUnitTimings } from "./unit-timings";
+import { UsageError } from "./usage-error";
+
+export { UsageError } from "./usage-error";
 
 export const ROOT = path.resolve(__dirname, "..");
 export const DEMO_HANDLER = path.join(ROOT, "worker", "examples", "demo-handler.js");
@@ -13,27 +21,38 @@ export interface LocalOptions {
   stack: string;
   /** Where Pulumi.<stack>.yaml lives. */
   stackDir: string;
+  /** Where the running fleet leaves its record and control socket (`kiln` finds it there). */
+  stateDir: string;
   /** Demo messages fed at start. */
   messages: number;
   /** Demo messages per second; 0 sends them all at once. */
   rate: number;
-  /** Share of the demo messages whose body asks the handler to fail. */
-  failRate: number;
+  /**
+   * Share of the demo messages whose body asks the handler to fail; undefined: DEMO_FAIL_RATE with
+   * the demo handler, 0 with your own handler, command or app (which would only see odd bodies).
+   */
+  failRate?: number;
   handler?: string;
   command?: string;
+  /** WORKER_APP: a long-lived HTTP app, one process per slot, each on its own PORT. */
+  app?: string;
+  appHealthPath?: string;
+  appStartTimeout?: number;
   /** Extra worker environment; wins over the stack's kiln:env. */
   env: Record<string, string>;
-  /** MAX_WORKERS of each worker process; undefined: the stack's, or LOCAL_CONCURRENCY when it has none. */
+  /** MAX_WORKERS of each worker process; undefined: the stack's, or what an instance with this machine's vCPUs would run. */
   concurrency?: number;
   minSize?: number;
   maxSize?: number;
-  /** Stack seconds per local second, applied to the stack's cooldowns, latency, visibility and retry delay. */
+  /** Stack seconds per local second, applied to the stack's cooldowns, latency, visibility, retry and restart delays. */
   speed: number;
   /** Local seconds; override what --speed makes of the stack's values. */
   scaleOutCooldown?: number;
   scaleInCooldown?: number;
   acceptableLatency?: number;
   avgProcessingMs?: number;
+  /** TCP port of the embedded SQS on 127.0.0.1; undefined: a free one. */
+  port?: number;
   /** Keep serving once everything is handled (the default is to drain and exit). */
   keepRunning: boolean;
   /** Seconds after which the fleet drains and exits whatever is left. */
@@ -47,20 +66,23 @@ export interface LocalOptions {
   plainEveryMs: number;
 }
 
-export const LOCAL_CONCURRENCY = 4;
+/** Share of the demo handler's messages that ask to fail, so the DLQ has something to show. */
+export const DEMO_FAIL_RATE = 0.03;
+/** The most demo messages: above the seeds' 256,196-message backlog. */
+export const MAX_MESSAGES = 1_000_000;
 /** Long-poll seconds of local workers: a stopped worker's abandoned poll can hide a message this long. */
 export const LOCAL_WAIT_TIME = 1;
 /** Below this a slow visibility extension could let a message still being processed show again. */
 const MIN_LOCAL_VISIBILITY = 5;
-/** systemd's RestartSec for kiln-worker.service. */
-const SYSTEMD_RESTART_SEC = 10;
+/** No restart sooner than this, however fast --speed runs: a crash loop must stay readable. */
+const MIN_RESTART_DELAY_MS = 500;
 
 export const DEFAULT_OPTIONS: LocalOptions = {
   stack: "dev",
   stackDir: ROOT,
+  stateDir: localStateDir(ROOT),
   messages: 200,
   rate: 0,
-  failRate: 0.03,
   env: {},
   speed: 20,
   keepRunning: false,
@@ -68,6 +90,8 @@ export const DEFAULT_OPTIONS: LocalOptions = {
   tickMs: 1000,
   plainEveryMs: 2000,
 };
+
+export type ProcessorKind = "handler" | "command" | "app";
 
 /** The stack's settings as this machine runs them. Every time is in local seconds. */
 export interface FleetPlan {
@@ -77,6 +101,9 @@ export interface FleetPlan {
   queueName: string;
   dlqName: string;
   visibilityTimeout: number;
+  /** WORKER_RETRY_DELAY the workers get: the stack's kiln:retryDelay, compressed. */
+  retryDelay: number;
+  failRate: number;
   scaling: {
     min: number;
     max: number;
@@ -87,21 +114,18 @@ export interface FleetPlan {
     scaleOutCooldownMs: number;
     scaleInCooldownMs: number;
   };
-  /** Delay before a worker that crashed is started again (RestartSec, compressed). */
+  /** kiln-worker.service's RestartSec, compressed: the delay before a crashed worker starts again. */
   restartDelayMs: number;
+  /** Its StartLimitBurst crashes within this window and the worker is not restarted. */
+  crashLimit: number;
+  crashWindowMs: number;
   concurrency: number;
+  /** Where the concurrency came from, for the header. */
+  concurrencyFrom: string;
   /** What each worker runs, for the header. */
-  processor: { kind: "handler" | "command"; what: string; demo: boolean };
+  processor: { kind: ProcessorKind; what: string; demo: boolean };
   logFile: string;
   workerEnv(queueUrl: string, endpoint: string): Record<string, string>;
-}
-
-/** Thrown for a flag or stack the user named wrongly: the CLI prints it and exits 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
 }
 
 /** Variables the local fleet itself must set for the workers; `--env` may not replace them. */
@@ -116,6 +140,9 @@ const FLEET_OWNED = [
   "LOG_LEVEL",
   "WORKER_HANDLER",
   "WORKER_COMMAND",
+  "WORKER_APP",
+  "WORKER_APP_HEALTH_PATH",
+  "WORKER_APP_START_TIMEOUT",
   "KILN_ASG_NAME",
   "KILN_LIFECYCLE_HOOK",
 ];
@@ -136,7 +163,8 @@ export function planFleet(options: LocalOptions): FleetPlan {
       throw new UsageError(`--env ${name}: the local fleet sets ${name} itself${flagFor(name)}`);
     }
   }
-  if (options.handler && options.command) throw new UsageError("--handler and --command: give one of them, not both");
+  const modes = (["handler", "command", "app"] as const).filter((m) => options[m] !== undefined);
+  if (modes.length > 1) throw new UsageError(`${modes.map((m) => `--${m}`).join(" and ")}: give one of them, not ${modes.length === 2 ? "both" : "all"}`);
 
   const min = options.minSize ?? cfg.minSize;
   const max = options.maxSize ?? cfg.maxSize;
@@ -149,15 +177,27 @@ export function planFleet(options: LocalOptions): FleetPlan {
   const acceptableLatency = options.acceptableLatency ?? cfg.acceptableLatency / s;
   const avgProcessingMs = options.avgProcessingMs ?? cfg.avgProcessingMs;
   const visibilityTimeout = Math.max(MIN_LOCAL_VISIBILITY, Math.ceil(cfg.visibilityTimeout / s));
-  const retryDelay = Math.max(1, Math.round(WORKER_DEFAULTS.WORKER_RETRY_DELAY / s));
-  const concurrency = options.concurrency ?? (cfg.maxWorkers || LOCAL_CONCURRENCY);
+  const retryDelay = cfg.retryDelay === 0 ? 0 : Math.max(1, Math.round(cfg.retryDelay / s));
+  const instanceWorkers = defaultMaxWorkers({ vcpus: os.availableParallelism(), totalMemoryBytes: os.totalmem() });
+  const concurrency = options.concurrency ?? (cfg.maxWorkers || instanceWorkers);
+  const concurrencyFrom =
+    options.concurrency !== undefined ? "--concurrency" : cfg.maxWorkers ? "kiln:maxWorkers" : `vCPUs − 1, as an instance with ${os.availableParallelism()} vCPUs would run`;
 
-  // The stack's handler or command is a path on an instance; locally the demo handler stands in.
+  // The stack's handler, command or app is a path on an instance; locally the demo handler stands
+  // in unless a flag names one of this machine's.
   const processor: FleetPlan["processor"] = options.command
     ? { kind: "command", what: options.command, demo: false }
-    : { kind: "handler", what: path.resolve(options.handler ?? DEMO_HANDLER), demo: !options.handler };
+    : options.app
+      ? { kind: "app", what: options.app, demo: false }
+      : { kind: "handler", what: path.resolve(options.handler ?? DEMO_HANDLER), demo: !options.handler };
+  if (processor.kind === "handler") checkHandlerFile("--handler", processor.what);
+  else checkProgram(`--${processor.kind}`, processor.what, { ...process.env, ...options.env });
 
+  const unit = readUnitTimings();
+  const restartDelayMs = Math.max(MIN_RESTART_DELAY_MS, (unit.restartSec * 1000) / s);
   const logFile = path.resolve(options.logFile ?? path.join(ROOT, ".kiln", "local", `${options.stack}-workers.log`));
+  const appHealthPath = options.appHealthPath ?? cfg.workerAppHealthPath;
+  const appStartTimeout = options.appStartTimeout ?? cfg.workerAppStartTimeout;
 
   return {
     options,
@@ -166,6 +206,8 @@ export function planFleet(options: LocalOptions): FleetPlan {
     queueName: `kiln-${options.stack}`,
     dlqName: `kiln-${options.stack}-dlq`,
     visibilityTimeout,
+    retryDelay,
+    failRate: options.failRate ?? (processor.demo ? DEMO_FAIL_RATE : 0),
     scaling: {
       min,
       max,
@@ -175,8 +217,13 @@ export function planFleet(options: LocalOptions): FleetPlan {
       scaleOutCooldownMs: (options.scaleOutCooldown ?? cfg.scaleOutCooldown / s) * 1000,
       scaleInCooldownMs: (options.scaleInCooldown ?? cfg.scaleInCooldown / s) * 1000,
     },
-    restartDelayMs: Math.max(500, (SYSTEMD_RESTART_SEC * 1000) / s),
+    restartDelayMs,
+    crashLimit: unit.startLimitBurst,
+    // The unit's window in restart delays (300 s / 10 s), so a crash loop is stopped after the
+    // same number of tries whatever --speed does to the delay.
+    crashWindowMs: (unit.startLimitIntervalSec / unit.restartSec) * restartDelayMs,
     concurrency,
+    concurrencyFrom,
     processor,
     logFile,
     workerEnv(queueUrl, endpoint) {
@@ -184,7 +231,14 @@ export function planFleet(options: LocalOptions): FleetPlan {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { workerVariables } = require("../infra/worker-environment") as typeof WorkerEnvironment;
       const stackVars = workerVariables(
-        { ...cfg, workerHandler: processor.kind === "handler" ? processor.what : "", workerCommand: processor.kind === "command" ? processor.what : "", workerApp: "" },
+        {
+          ...cfg,
+          workerHandler: processor.kind === "handler" ? processor.what : "",
+          workerCommand: processor.kind === "command" ? processor.what : "",
+          workerApp: processor.kind === "app" ? processor.what : "",
+          workerAppHealthPath: processor.kind === "app" ? appHealthPath : "",
+          workerAppStartTimeout: appStartTimeout,
+        },
         { queueUrl, groupName: "", logGroupName: "" },
       );
       const env: Record<string, string> = {};
@@ -200,6 +254,9 @@ export function planFleet(options: LocalOptions): FleetPlan {
         // fauxqs accepts any keys; static ones keep the SDK from looking for a real profile.
         AWS_ACCESS_KEY_ID: "local",
         AWS_SECRET_ACCESS_KEY: "local",
+        // The SDK's notice that it will need Node 22 in 2027, printed by every worker on Node 20:
+        // said once in the README, not once per worker start. Other warnings still show.
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
         SQS_WAIT_TIME: String(Math.min(cfg.sqsWaitTime, LOCAL_WAIT_TIME)),
         SQS_VISIBILITY_TIMEOUT: String(visibilityTimeout),
         WORKER_RETRY_DELAY: String(retryDelay),
@@ -216,6 +273,9 @@ export function planFleet(options: LocalOptions): FleetPlan {
 function flagFor(name: string): string {
   if (name === "WORKER_HANDLER") return ": use --handler";
   if (name === "WORKER_COMMAND") return ": use --command";
+  if (name === "WORKER_APP") return ": use --app";
+  if (name === "WORKER_APP_HEALTH_PATH") return ": use --app-health-path";
+  if (name === "WORKER_APP_START_TIMEOUT") return ": use --app-start-timeout";
   return "";
 }
 

@@ -35,7 +35,7 @@ export function formatSummary(r: FleetResult): string {
   const throughput = r.durationMs > 0 ? (r.processed * 60_000) / r.durationMs : 0;
   const left = r.left.visible + r.left.inFlight + r.left.delayed;
   const scaling = r.scaling.length
-    ? r.scaling.map((e) => `${e.from}→${e.to} at ${seconds(e.atMs)} (backlog ${e.visible})`).join(", ")
+    ? r.scaling.map((e) => `${e.from}→${e.to} at ${seconds(e.atMs)} (${e.why === "rule" ? "" : `${e.why}, `}backlog ${e.visible})`).join(", ")
     : "none";
   return [
     `summary (stack ${r.stack}): ${r.reason}`,
@@ -49,7 +49,7 @@ export function formatSummary(r: FleetResult): string {
         ? "0"
         : `${left} (${r.left.visible} visible, ${r.left.inFlight} in flight, ${r.left.delayed} delayed): gone with the embedded SQS`,
     ),
-    row("throughput", `${Math.round(throughput)}/min`),
+    row("throughput", `${Math.round(throughput)}/min (averaged over the whole run; the live rate counts the last 20 s)`),
     row("peak workers", String(r.peakWorkers)),
     row(`scaling (${r.scaling.length})`, scaling),
     row("worker restarts", String(r.restarts)),

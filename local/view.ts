@@ -26,8 +26,9 @@ const ESC = "\x1b[";
 export function seconds(ms: number): string {
   const s = ms / 1000;
   if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
-  const m = Math.floor(s / 60);
-  return `${m} min ${String(Math.round(s % 60)).padStart(2, "0")} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, "0")} s`;
+  const m = Math.round(s / 60);
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
 }
 
 function eta(status: FleetStatus): string {
@@ -60,7 +61,7 @@ function statusBlock(s: FleetStatus): string[] {
   return [
     row("backlog", `${s.queue.visible}` + (s.queue.delayed ? `  (+${s.queue.delayed} delayed)` : "")),
     row("in flight", String(s.queue.inFlight)),
-    row("processed", `${s.processed}  (${Math.round(s.perMinute)}/min)`),
+    row("processed", `${s.processed}  (${Math.round(s.perMinute)}/min over the last 20 s)`),
     row("failures", `${s.retries} handler failures, ${s.dlq} in the DLQ`),
     row("workers", `${workers(s)}  (running/desired)`),
     row("ETA", eta(s)),

@@ -9,8 +9,11 @@ export const WORKER_BIN = path.resolve(__dirname, "..", "bin", "kiln-worker.js")
 
 export interface WorkerProcessesOptions {
   env: Record<string, string>;
-  /** Delay before a crashed worker is started again; doubles per crash in a row, at most 10 s. */
+  /** Delay before a crashed worker is started again (systemd's RestartSec). */
   restartDelayMs: number;
+  /** This many crashes within crashWindowMs and the worker is not restarted (StartLimitBurst in StartLimitIntervalSec). */
+  crashLimit: number;
+  crashWindowMs: number;
   /** After SIGTERM, how long a worker may drain before it is killed (systemd's TimeoutStopSec). */
   stopTimeoutMs: number;
   /** Every line a worker writes, for the log file. */
@@ -26,14 +29,9 @@ export interface WorkerProcessesEvents {
   notice: [text: string];
   /** A worker exited with EXIT.CONFIG_ERROR; `message` is its own line naming the variable. */
   configError: [worker: string, message: string];
-  /** A worker crashed CRASH_LIMIT times within CRASH_WINDOW_MS, as systemd's start limit would stop it. */
+  /** A worker crashed crashLimit times within crashWindowMs, as systemd's start limit would stop it. */
   gaveUp: [worker: string, message: string];
 }
-
-/** systemd's StartLimitBurst: this many crashes in CRASH_WINDOW_MS and the worker is not restarted. */
-const CRASH_LIMIT = 5;
-const CRASH_WINDOW_MS = 60_000;
-const MAX_RESTART_DELAY_MS = 10_000;
 
 /**
  * Every worker this process started and has not seen exit. If the fleet itself dies, they are
@@ -56,6 +54,20 @@ interface Worker {
   lastError?: string;
   /** Why the worker said it stopped ("draining" line). */
   why?: string;
+  /** It logged "stopped" with a drained exit code: however it ends now, it drained cleanly. */
+  drained?: boolean;
+  /** It logged "worker started": its SIGTERM handler is in place. */
+  ready?: boolean;
+  /** Told to drain before it was ready; SIGTERM follows its "worker started" line. */
+  stopWhenReady?: boolean;
+}
+
+/** One worker process as `kiln status` lists it. */
+export interface WorkerView {
+  id: string;
+  pid?: number;
+  state: "running" | "restarting" | "draining";
+  startedAt: number;
 }
 
 /**
@@ -87,6 +99,10 @@ export class WorkerProcesses extends EventEmitter<WorkerProcessesEvents> {
 
   get alive(): number {
     return [...this.workers.values()].filter((w) => w.child).length;
+  }
+
+  list(): WorkerView[] {
+    return [...this.workers.values()].map((w) => ({ id: w.id, pid: w.child?.pid, state: w.state, startedAt: w.startedAt }));
   }
 
   scaleTo(n: number): void {
@@ -128,6 +144,9 @@ export class WorkerProcesses extends EventEmitter<WorkerProcessesEvents> {
     const child = spawn(argv[0], argv.slice(1), {
       env: this.o.env,
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group: a terminal's Ctrl-C reaches the fleet only, and the fleet alone
+      // tells workers to drain, as Auto Scaling and systemd do on an instance.
+      detached: true,
     });
     const w: Worker = existing ?? { id, state: "running", startedAt: 0, crashes: [] };
     w.state = "running";
@@ -135,6 +154,9 @@ export class WorkerProcesses extends EventEmitter<WorkerProcessesEvents> {
     w.startedAt = Date.now();
     w.lastError = undefined;
     w.why = undefined;
+    w.drained = undefined;
+    w.ready = undefined;
+    w.stopWhenReady = undefined;
     this.workers.set(id, w);
     live.add(child);
     if (child.pid) this.pids.push(child.pid);
@@ -156,7 +178,10 @@ export class WorkerProcesses extends EventEmitter<WorkerProcessesEvents> {
       return;
     }
     w.state = "draining";
-    w.child?.kill("SIGTERM");
+    // A worker still loading has no SIGTERM handler yet and would die without a word; it has no
+    // message either, so it may finish starting and then drain like the others.
+    if (w.ready) w.child?.kill("SIGTERM");
+    else w.stopWhenReady = true;
     w.killTimer = setTimeout(() => {
       this.emit("notice", `${w.id} did not drain within ${this.o.stopTimeoutMs / 1000} s: killed`);
       w.child?.kill("SIGKILL");
@@ -164,20 +189,26 @@ export class WorkerProcesses extends EventEmitter<WorkerProcessesEvents> {
   }
 
   private onLine(w: Worker, line: string): void {
-    let entry: { level?: string; msg?: string; why?: string; err?: string } | undefined;
+    let entry: { level?: string; msg?: string; why?: string; err?: string; exitCode?: number } | undefined;
     try {
       const parsed: unknown = JSON.parse(line);
-      if (typeof parsed === "object" && parsed !== null) entry = parsed;
+      if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) entry = parsed;
     } catch {
       // Not the worker's own log: a handler's or a command's output.
     }
-    this.o.log(entry ? line : JSON.stringify({ worker: w.id, pid: w.child?.pid, output: line }));
+    // Tagged with the worker, so `kiln logs --instance w2` finds a worker's lines across restarts.
+    this.o.log(JSON.stringify(entry ? { ...entry, worker: w.id } : { worker: w.id, pid: w.child?.pid, output: line }));
     if (!entry) return;
-    if (entry.msg === "processed") this.emit("processed");
+    if (entry.msg === "worker started") {
+      w.ready = true;
+      if (w.stopWhenReady) w.child?.kill("SIGTERM");
+    } else if (entry.msg === "processed") this.emit("processed");
     else if (entry.msg === "message failed; it returns to the queue") this.emit("failed");
     else if (entry.msg === "draining" && entry.why) w.why = entry.why;
+    else if (entry.msg === "stopped" && (entry.exitCode === EXIT.DRAINED || entry.exitCode === EXIT.SCALED_IN)) w.drained = true;
     if (entry.level === "fatal" || entry.level === "error") {
-      w.lastError = entry.err ? `${entry.msg}: ${entry.err}` : entry.msg;
+      // Its first line: an error's stack belongs in the log file, not in the live view.
+      w.lastError = (entry.err ? `${entry.msg}: ${entry.err}` : entry.msg)?.split("\n")[0];
     }
   }
 
@@ -189,7 +220,8 @@ export class WorkerProcesses extends EventEmitter<WorkerProcessesEvents> {
 
     if (w.state === "draining" || this.closed) {
       this.workers.delete(w.id);
-      if (code !== EXIT.DRAINED && code !== EXIT.SCALED_IN) this.emit("notice", `${w.id} stopped (${how})`);
+      const clean = code === EXIT.DRAINED || code === EXIT.SCALED_IN || w.drained;
+      if (!clean) this.emit("notice", `${w.id} stopped (${how})`);
     } else if (code === EXIT.CONFIG_ERROR) {
       this.workers.delete(w.id);
       this.emit("configError", w.id, w.lastError ?? `the worker exited ${code} (configuration error)`);
@@ -199,13 +231,13 @@ export class WorkerProcesses extends EventEmitter<WorkerProcessesEvents> {
       this.start(w.id, w);
     } else {
       const now = Date.now();
-      w.crashes = [...w.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
+      w.crashes = [...w.crashes.filter((t) => now - t < this.o.crashWindowMs), now];
       const detail = w.lastError ? `: ${w.lastError}` : "";
-      if (w.crashes.length >= CRASH_LIMIT) {
+      if (w.crashes.length >= this.o.crashLimit) {
         this.workers.delete(w.id);
-        this.emit("gaveUp", w.id, `${w.id} stopped ${w.crashes.length} times within ${CRASH_WINDOW_MS / 1000} s (last: ${how})${detail}`);
+        this.emit("gaveUp", w.id, `${w.id} stopped ${w.crashes.length} times within ${+(this.o.crashWindowMs / 1000).toFixed(1)} s (last: ${how})${detail}`);
       } else {
-        const delay = Math.min(MAX_RESTART_DELAY_MS, this.o.restartDelayMs * 2 ** (w.crashes.length - 1));
+        const delay = this.o.restartDelayMs;
         this.emit("notice", `${w.id} stopped unexpectedly (${how})${detail}; restarting in ${(delay / 1000).toFixed(1)} s`);
         w.state = "restarting";
         w.restartTimer = setTimeout(() => {

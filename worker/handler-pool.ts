@@ -23,12 +23,12 @@ export interface HandlerPoolOptions {
 }
 
 /**
- * Threads for MAX_WORKERS handlers: one core is left to the worker's own loop (receiving, deleting,
- * keeping time), as MAX_WORKERS' default leaves one; more threads than cores buy nothing for
- * CPU-bound handlers, and async ones share a thread well.
+ * Threads for MAX_WORKERS handlers: one a slot up to the machine's cores, so that a handler spinning
+ * synchronously stops no other slot; past that, slots share threads (more threads than cores buy
+ * nothing for CPU-bound handlers, and async ones share a thread well).
  */
 export function handlerThreads(maxWorkers: number, cpus = os.availableParallelism()): number {
-  return Math.max(1, Math.min(maxWorkers, cpus - 1));
+  return Math.max(1, Math.min(maxWorkers, cpus));
 }
 
 /** A thread that does not answer a ping this fast is blocked by a synchronous handler. */

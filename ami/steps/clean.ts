@@ -6,6 +6,7 @@ import { address } from "../ssh";
 import type { BakeState } from "../state";
 import { Step, StepContext, StepError } from "../step";
 import { runAsRoot, Session, sessionOf, sudoHint, sudoRefused } from "./ssh-session";
+import { closeTunnel } from "./ssm-tunnel";
 
 const STEP = "clean";
 
@@ -64,6 +65,8 @@ export const stepClean: Step<BakeState> = {
     state.connection?.dispose();
     state.connection = undefined;
     ctx.log("SSH session closed: the builder accepts no more logins");
+    // Nothing goes over SSH any more: the tunnel would only see the builder stop under it in create-image.
+    await closeTunnel(state, STEP, ctx.log);
   },
 };
 

@@ -1,5 +1,6 @@
 import { DescribeImagesCommand, DescribeRegionsCommand, DescribeSubnetsCommand } from "@aws-sdk/client-ec2";
 import { awsCall } from "../aws-errors";
+import { installHint, pluginVersion, PLUGIN } from "../session-plugin";
 import type { BakeState } from "../state";
 import { Step, StepError } from "../step";
 
@@ -11,7 +12,7 @@ const AMI_NAME = /^[A-Za-z0-9()[\] ./\-'@_]{3,128}$/;
 /**
  * Checks, before anything is created, what would otherwise fail late: credentials and region
  * (DescribeRegions is the probe: it needs valid credentials and no other permission than ec2:Describe*),
- * the builder's subnet, and that the image name is free.
+ * the builder's subnet, that the image name is free, and with session_manager that AWS's plugin is here.
  */
 export const stepPreValidate: Step<BakeState> = {
   name: NAME,
@@ -25,14 +26,15 @@ export const stepPreValidate: Step<BakeState> = {
       throw new StepError(NAME, `"${region}" is not an AWS region name`, undefined, "set the stack's aws:region (or --region) to a region such as ap-northeast-1");
     }
     if (state.settings.sshInterface === "session_manager") {
-      // The builder's instance profile and inbound-free security group exist (instance-profile.ts,
-      // security-group.ts); the port-forwarding tunnel SSH would ride on does not yet. Stop before creating anything.
-      throw new StepError(
-        NAME,
-        "sshInterface session_manager is not usable yet: kiln has no Session Manager port-forwarding tunnel",
-        undefined,
-        "set kiln:bake.sshInterface to private_ip (from inside the VPC: VPN, peering, a bastion) or public_ip",
-      );
+      // The tunnel needs AWS's plugin on this machine: find out now, before anything is created.
+      const version = await pluginVersion(ctx.signal).catch((e: Error) => {
+        throw new StepError(NAME, e.message, undefined, `reinstall it: ${installHint()}`);
+      });
+      if (!version) {
+        throw new StepError(NAME, `sshInterface session_manager needs AWS's ${PLUGIN}, and there is none on this machine's PATH`, undefined, installHint());
+      }
+      state.sessionPluginVersion = version;
+      ctx.log(`${PLUGIN} ${version} will carry SSH to the builder through Session Manager`);
     }
     const clientRegion = await ec2.config.region();
     if (clientRegion !== region) {
@@ -62,7 +64,7 @@ export const stepPreValidate: Step<BakeState> = {
     if (subnet.State && subnet.State !== "available") {
       throw new StepError(NAME, `${where} is ${subnet.State}, not available`, undefined, "wait for it, or set kiln:bake.subnetId to another subnet");
     }
-    if (!subnet.MapPublicIpOnLaunch) {
+    if (!subnet.MapPublicIpOnLaunch && state.settings.sshInterface !== "session_manager") {
       ctx.log(`${subnetId} gives instances no public address: SSH goes to the builder's private address, which must be reachable from here (VPN, peering)`);
     }
 

@@ -2,25 +2,31 @@ import type { NodeSSH } from "node-ssh";
 import { address, asRoot, exec, ExecOptions, ExecResult, SshCommandError } from "../ssh";
 import type { BakeState, SshTarget } from "../state";
 import { StepContext, StepError } from "../step";
+import { tunnelLost, tunnelLostSoon } from "./ssm-tunnel";
 
 /** What the SSH-side steps (upload .. clean) share: the open connection and who it logged in as. */
 export interface Session {
   ssh: NodeSSH;
   target: SshTarget;
+  /** Why the connection broke, when the Session Manager tunnel it went through has ended. */
+  tunnelLost?(): Promise<string | undefined>;
 }
 
 /** The connection wait-for-ssh opened; a step that runs without one is a wiring mistake. */
 export function sessionOf(state: BakeState, step: string): Session {
   if (!state.connection?.isConnected() || !state.ssh) {
+    const lost = tunnelLost(state);
     throw new StepError(
       step,
-      state.ssh ? `the SSH connection to ${address(state.ssh)} is closed` : "no SSH target in the bake state",
+      state.ssh ? `the SSH connection to ${address(state.ssh)} is closed${lost ? `: ${lost}` : ""}` : "no SSH target in the bake state",
       undefined,
-      "wait-for-ssh opens the connection: run the steps in order (the builder may also have rebooted or stopped)",
+      lost ? LOST_HINT : "wait-for-ssh opens the connection: run the steps in order (the builder may also have rebooted or stopped)",
     );
   }
-  return { ssh: state.connection, target: state.ssh };
+  return { ssh: state.connection, target: state.ssh, tunnelLost: () => tunnelLostSoon(state) };
 }
+
+const LOST_HINT = "session-manager-plugin's output says why the tunnel ended; bake again (nothing is kept), or use kiln:bake.sshInterface private_ip";
 
 export interface RootRun extends Omit<ExecOptions, "onLine" | "signal"> {
   env?: Record<string, string>;
@@ -40,8 +46,10 @@ export async function runAsRoot(session: Session, step: string, argv: string[], 
     return await exec(session.ssh, command, { stdin: opts.stdin, timeoutMs: opts.timeoutMs, signal: ctx.signal, onLine: (line, stream) => (opts.quiet && stream === "stdout" ? undefined : ctx.log(line)) });
   } catch (e) {
     if (ctx.signal.aborted) throw e;
+    const what = `${argv.join(" ")} on ${address(session.target)}`;
+    const lost = await session.tunnelLost?.();
+    if (lost) throw new StepError(step, `${what}: ${(e as Error).message}: ${lost}`, undefined, LOST_HINT);
     if (e instanceof SshCommandError) {
-      const what = `${argv.join(" ")} on ${address(session.target)}`;
       if (e.kind === "timeout") throw new StepError(step, `${what}: ${e.message}`, undefined, opts.timeoutHint);
       throw new StepError(step, `${what}: ${e.message}`, undefined, "the builder stopped answering: check that it is still running");
     }

@@ -2,6 +2,7 @@ import { address, connectBefore, exec, SshDeadlineError } from "../ssh";
 import type { BakeState } from "../state";
 import { Step, StepContext, StepError } from "../step";
 import { runAsRoot, sessionOf, sudoHint, sudoRefused } from "./ssh-session";
+import { tunnelLost } from "./ssm-tunnel";
 
 const STEP = "wait-for-ssh";
 
@@ -21,22 +22,26 @@ export const stepWaitForSsh: Step<BakeState> = {
     }
     const timeoutS = state.settings.sshTimeout;
     const addr = address(target);
-    ctx.log(`waiting up to ${timeoutS} s for SSH on ${addr} as ${target.user}`);
     const t0 = Date.now();
+    // Through Session Manager, the wait for the SSM agent already counted against the same deadline.
+    const deadline = state.sshDeadline ?? t0 + timeoutS * 1000;
+    const via = state.tunnel ? ` (Session Manager tunnel to ${state.tunnel.instanceId})` : "";
+    ctx.log(`waiting up to ${Math.max(Math.round((deadline - t0) / 1000), 0)} s for SSH on ${addr}${via} as ${target.user}`);
     try {
       state.connection = await connectBefore(target, {
-        deadline: t0 + timeoutS * 1000,
+        deadline,
         signal: ctx.signal,
         onWaiting: (reason) => ctx.log(`not yet: ${reason}`),
+        hopeless: () => tunnelLost(state),
       });
     } catch (e) {
       if (e instanceof SshDeadlineError) {
+        const lost = tunnelLost(state);
         throw new StepError(
           STEP,
-          `gave up on ${addr} after ${timeoutS} s: ${e.lastReason}`,
+          lost ? `lost the way to ${addr}: ${e.lastReason}` : `gave up on ${addr} after ${timeoutS} s: ${e.lastReason}`,
           undefined,
-          "check that the security group admits your address on the SSH port, that the subnet routes to it, " +
-            `and that ${target.user} is the base image's login user (kiln:bake.sshUser); a slow first boot needs a longer deadline: kiln:bake.sshTimeout or --ssh-timeout <seconds>`,
+          lost ? "session-manager-plugin's output above says why; bake again, or use kiln:bake.sshInterface private_ip" : unreachableHint(state, target.user),
         );
       }
       if (/^Cannot parse privateKey/.test((e as Error).message)) {
@@ -53,6 +58,13 @@ export const stepWaitForSsh: Step<BakeState> = {
     state.connection = undefined;
   },
 };
+
+function unreachableHint(state: BakeState, user: string): string {
+  const rest = `and that ${user} is the base image's login user (kiln:bake.sshUser); a slow first boot needs a longer deadline: kiln:bake.sshTimeout or --ssh-timeout <seconds>`;
+  return state.tunnel
+    ? `Session Manager reached the builder's agent, but nothing answered on its port 22 through it: check that sshd runs on the base image, ${rest}`
+    : `check that the security group admits your address on the SSH port, that the subnet routes to it, ${rest}`;
+}
 
 /**
  * `cloud-init status --wait`: 0 is done, 2 is done with recoverable errors (cloud-init 23.4 and

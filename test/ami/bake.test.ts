@@ -91,7 +91,7 @@ describe("bake-ami end to end (fake EC2, a real host over SSH)", function () {
     assert.deepEqual(
       manifest.steps.filter((s: { status: string }) => s.status === "done").map((s: { name: string }) => s.name),
       ["pre-validate", "resolve-base-image", "prepare-payload", "reuse-image", "reap-expired", "key-pair", "security-group", "instance-profile", "run-builder",
-        "test-route-to-builder", "wait-for-ssh", "upload", "provision", "validate", "clean", "create-image", "distribute", "publish", "prune"],
+        "test-route-to-builder", "ssm-tunnel", "wait-for-ssh", "upload", "provision", "validate", "clean", "create-image", "distribute", "publish", "prune"],
     );
     assert.match(first.output, /Baked ami-\w+ \(kiln-worker-prod-/);
 

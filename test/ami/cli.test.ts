@@ -27,7 +27,14 @@ describe("npm run bake-ami (the command)", function () {
 
   const refused: [string[], RegExp][] = [
     [[], /--stack is required/],
-    [["--stack", "prod", "--bogus"], /Unknown option '--bogus'/],
+    [["--stack", "prod", "--bogus"], /^bake-ami: unknown flag --bogus\n/],
+    // A mistyped flag gets the one it most likely meant, as a mistyped stack setting does.
+    [["--stack", "prod", "--dryrun"], /unknown flag --dryrun: did you mean --dry-run\?/],
+    [["--stack", "prod", "--ssh_interface", "private_ip"], /unknown flag --ssh_interface: did you mean --ssh-interface\?/],
+    [["--stack", "prod", "--sshtimeout=60"], /unknown flag --sshtimeout: did you mean --ssh-timeout\?/],
+    [["-stack", "prod"], /unknown flag -stack: did you mean --stack\?/],
+    [["--stack", "prod", "--on-error=abrt"], /--on-error must be cleanup or abort \(got "abrt"\): did you mean abort\?/],
+    [["--stack", "prod", "--ssh-interface", "session-manager"], /--ssh-interface must be public_ip, private_ip, session_manager \(got "session-manager"\): did you mean session_manager\?/],
     [["--stack", "prod", "--on-error=retry"], /--on-error must be cleanup or abort \(got "retry"\)/],
     [["--stack", "prod", "--keep", "0"], /--keep must be a whole number from 1 to 100 \(got "0"\)/],
     [["--stack", "prod", "--target", "ssh"], /--target ssh needs --host/],

@@ -119,9 +119,16 @@ describe("the bake's AWS steps against moto", function () {
     await assert.rejects(clients.iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name })), { name: "NoSuchEntityException" });
   });
 
-  it("refuses session_manager in pre-validate, before creating anything, until kiln has the tunnel", async () => {
+  it("with session_manager, refuses in pre-validate, before any AWS call, when session-manager-plugin is not on PATH", async () => {
     const before = clients.sent.length;
-    await rejectsWithStep(stepPreValidate.run(state({ sshInterface: "session_manager" }), context()), "pre-validate", undefined, /no Session Manager port-forwarding tunnel/);
+    const saved = process.env.PATH;
+    process.env.PATH = "/nonexistent";
+    try {
+      const e = await rejectsWithStep(stepPreValidate.run(state({ sshInterface: "session_manager" }), context()), "pre-validate", undefined, /needs AWS's session-manager-plugin, and there is none on this machine's PATH/);
+      assert.match(e.hint!, /kiln:bake\.sshInterface private_ip/);
+    } finally {
+      process.env.PATH = saved;
+    }
     assert.equal(clients.sent.length, before, "no AWS call");
   });
 

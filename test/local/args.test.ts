@@ -16,7 +16,7 @@ describe("npm run local's flags", () => {
       "--stack", "prod", "--messages", "50", "--rate", "2.5", "--fail-rate", "0.1", "--handler", "h.js",
       "--env", "A=1", "--env", "B=x=y", "--concurrency", "3", "--min", "1", "--max", "4", "--speed", "60",
       "--scale-out-cooldown", "0.5", "--scale-in-cooldown", "2", "--acceptable-latency", "3", "--avg-processing-ms", "100",
-      "--keep-running", "--duration", "30", "--log-file", "/tmp/w.log", "--plain",
+      "--keep-running", "--duration", "30", "--log-file", "/tmp/w.log", "--plain", "--port", "4566",
     ]);
     assert.ok(o !== "help");
     assert.deepEqual(
@@ -25,16 +25,23 @@ describe("npm run local's flags", () => {
         ...DEFAULT_OPTIONS,
         stack: "prod", messages: 50, rate: 2.5, failRate: 0.1, handler: "h.js", env: { A: "1", B: "x=y" },
         concurrency: 3, minSize: 1, maxSize: 4, speed: 60, scaleOutCooldown: 0.5, scaleInCooldown: 2, acceptableLatency: 3,
-        avgProcessingMs: 100, keepRunning: true, duration: 30, logFile: "/tmp/w.log", plain: true,
+        avgProcessingMs: 100, keepRunning: true, duration: 30, logFile: "/tmp/w.log", plain: true, port: 4566,
       },
     );
+    const app = parseLocalArgs(["--app", "python3 app.py", "--app-health-path", "/health", "--app-start-timeout", "30"]);
+    assert.ok(app !== "help");
+    assert.deepEqual([app.app, app.appHealthPath, app.appStartTimeout], ["python3 app.py", "/health", 30]);
+    const seeds = parseLocalArgs(["--messages", "256196"]);
+    assert.ok(seeds !== "help" && seeds.messages === 256_196, "the seeds' backlog fits");
   });
 
   it("names the flag at fault", () => {
     const cases: [string[], RegExp][] = [
       [["--bogus"], /^unknown flag --bogus/],
       [["--messages"], /^--messages needs a value/],
-      [["--messages", "ten"], /^--messages must be a whole number from 0 to 100000 \(got "ten"\)/],
+      [["--messages", "ten"], /^--messages must be a whole number from 0 to 1000000 \(got "ten"\)/],
+      [["--port", "70000"], /^--port must be a whole number from 1 to 65535/],
+      [["--app", " "], /^--app needs a command/],
       [["--fail-rate", "2"], /^--fail-rate must be a number from 0 to 1/],
       [["--speed", "0"], /^--speed must be a number above 0/],
       [["--env", "no-equals"], /^--env must be NAME=VALUE/],

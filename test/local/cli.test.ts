@@ -64,7 +64,7 @@ describe("npm run local, as a process (local/cli.ts)", function () {
     const out = run.stdout();
     assert.match(out, /^kiln local: stack dev /m);
     assert.match(out, /^\[\s*[\d.]+ s\] backlog \d+ \| in flight \d+ \| processed \d+ \(\d+\/min\) \| DLQ \d+ \| workers \d+\/\d+/m);
-    assert.match(out, /^\[\s*[\d.]+ s\] scale out: 0 → \d workers/m);
+    assert.match(out, /^\[\s*[\d.]+ s\] scale out from zero: 0 → 1 worker \(the stack's step policy starts one when messages arrive; backlog \d+\)$/m);
     assert.match(out, /^summary \(stack dev\): every message handled$/m);
     assert.match(out, /^ {2}processed {7}27$/m);
     assert.match(out, /^ {2}failed → DLQ {4}3 /m);

@@ -2,7 +2,8 @@ import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import { desiredCapacity } from "../../infra/scaling-rule";
 import { LocalFleet, startLocalFleet } from "../../local/fleet";
-import { LocalOptions } from "../../local/plan";
+import * as fs from "node:fs";
+import { LocalOptions, UsageError } from "../../local/plan";
 import { FleetResult } from "../../local/summary";
 import { eventually } from "../support/sqs";
 import { answers, captureIo, isAlive, quickOptions, scratch, workerLog } from "./support";
@@ -129,33 +130,72 @@ describe("the local fleet (npm run local), in process", function () {
   });
 
   it("stops on a worker configuration error instead of restarting into it", async () => {
-    const { fleet, io } = await start({ messages: 30, handler: path.join(tmp.dir, "missing-handler.js") });
+    const { fleet, io } = await start({ messages: 30, env: { SQS_MAX_MESSAGES: "50" } });
     const result = await fleet.done;
 
     assert.equal(result.exitCode, 78);
     assert.match(result.error ?? "", /configuration error \(exit 78\)/);
-    assert.match(io.errors(), /WORKER_HANDLER cannot be loaded from .*missing-handler\.js/);
+    assert.match(io.errors(), /SQS_MAX_MESSAGES must be a whole number from 1 to 10/);
     assert.equal(io.errors().trim().split("\n").length, 2, `one reason, one worker line: ${io.errors()}`);
     assert.equal(result.restarts, 0);
     assert.ok(result.workerPids.length <= 2, "no restart loop");
     await assertCleanedUp(result);
   });
 
-  it("restarts a worker that crashed or recycled, as systemd would", async () => {
+  it("refuses a handler, command or app that is not there before starting anything", async () => {
+    const cases: [Partial<LocalOptions>, RegExp][] = [
+      [{ handler: path.join(tmp.dir, "missing-handler.js") }, /^--handler: .*missing-handler\.js does not exist$/],
+      [{ command: "no-such-program --flag" }, /^--command: no-such-program is not on PATH/],
+      [{ app: "./missing-app.sh" }, /^--app: \.\/missing-app\.sh does not exist or is not executable/],
+    ];
+    for (const [over, message] of cases) {
+      await assert.rejects(start({ messages: 10, ...over }), (e: Error) => e instanceof UsageError && message.test(e.message), JSON.stringify(over));
+    }
+    assert.equal(fs.existsSync(path.join(tmp.dir, "workers.log")), false, "no worker log: nothing started");
+  });
+
+  it("runs a long-lived app (--app) in any language: the seeds' Python example, fed the demo messages", async () => {
+    const { fleet, io } = await start({
+      messages: 30,
+      failRate: 0.1,
+      app: "python3 worker/examples/file-processor/app.py",
+      appHealthPath: "/health",
+      env: { WORK_MS: "10", IMPORT_SECONDS: "0" },
+    });
+    const result = await fleet.done;
+    assert.equal(result.exitCode, 0, io.text() + io.errors());
+    assert.deepEqual([result.processed, result.dlq], [27, 3]);
+    assert.match(io.text(), /app python3 worker\/examples\/file-processor\/app\.py \(its output goes to the log file\)/);
+    const log = workerLog(path.join(tmp.dir, "workers.log")) as { msg?: string; worker?: string }[];
+    assert.ok(log.some((l) => l.msg === "app process ready" && l.worker === "w1"), "each line tagged with its worker");
+    await assertCleanedUp(result);
+  });
+
+  it("restarts a worker that crashed, as systemd would", async () => {
     const { fleet, io } = await start({
       messages: 40,
-      failRate: 0,
       maxSize: 1,
       handler: path.join(__dirname, "handlers", "crash-once.js"),
-      env: { CRASH_ONCE_MARKER: path.join(tmp.dir, "crashed"), WORKER_MAX_MESSAGES: "15" },
+      env: { CRASH_ONCE_MARKER: path.join(tmp.dir, "crashed") },
     });
     const result = await fleet.done;
 
     assert.equal(result.exitCode, 0, io.text() + io.errors());
     assert.equal(result.processed, 40);
-    assert.match(io.text(), /w1 stopped unexpectedly \(exit 1\); restarting in/);
-    assert.match(io.text(), /recycled \(handled 15 messages \(WORKER_MAX_MESSAGES\)\): started again/);
-    assert.ok(result.restarts >= 3, `one crash and at least two recycles: ${result.restarts}`);
+    assert.match(io.text(), /w1 stopped unexpectedly \(exit 1\)(: [^\n]*)?; restarting in 0\.5 s$/m, "one line, not the error's stack");
+    assert.equal(result.restarts, 1);
+    await assertCleanedUp(result);
+  });
+
+  it("starts a worker that recycled itself (exit 75) again at once", async () => {
+    // Command mode recycles the worker process itself; handler threads and apps recycle in place.
+    const { fleet, io } = await start({ messages: 40, maxSize: 1, command: "cat > /dev/null", env: { WORKER_MAX_MESSAGES: "15" } });
+    const result = await fleet.done;
+
+    assert.equal(result.exitCode, 0, io.text() + io.errors());
+    assert.equal(result.processed, 40);
+    assert.match(io.text(), /w1 recycled \(handled 15 messages \(WORKER_MAX_MESSAGES\)\): started again/);
+    assert.ok(result.restarts >= 2, `two recycles at least: ${result.restarts}`);
     await assertCleanedUp(result);
   });
 });

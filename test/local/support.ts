@@ -18,6 +18,7 @@ export function quickOptions(dir: string, over: Partial<LocalOptions> = {}): Loc
   return {
     ...DEFAULT_OPTIONS,
     logFile: path.join(dir, "workers.log"),
+    stateDir: path.join(dir, "state"),
     plain: true,
     tickMs: 200,
     plainEveryMs: 500,
