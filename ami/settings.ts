@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError, parseStackConfig } from "../infra/config";
 import { readStackFile } from "../infra/stack-file";
+import { selfCheckEnvironment } from "./self-check-env";
 import type { BakeSettings } from "./state";
 
 /** Flags that override `kiln:bake` for one run. */
@@ -64,6 +65,7 @@ export function bakeSettings(root: string, stack: string, flags: BakeFlags = {})
     shareAccounts: bake.shareAccounts,
     rootVolumeSize: bake.rootVolumeSize ?? cfg.rootVolumeSize,
     appDir: bake.appDir ? appDirectory(root, stack, bake.appDir) : undefined,
+    selfCheckEnv: selfCheckEnvironment(cfg),
   };
 }
 

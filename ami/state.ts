@@ -42,6 +42,11 @@ export interface BakeSettings {
   rootVolumeSize: number;
   /** The application's directory (kiln:bake.appDir), absolute: uploaded as app/, its NN-*.sh run after kiln's scripts. */
   appDir?: string;
+  /**
+   * The worker environment an instance of this stack gets (ami/self-check-env.ts), secrets as
+   * placeholders: validate runs the stack's own handler, command or app with it on the builder.
+   */
+  selfCheckEnv?: Record<string, string>;
   /** Seconds an instance may take to run, stop or terminate, and its security group to become deletable; default 600. */
   instanceTimeout?: number;
   /** First interval, ms, between AWS state polls (backing off to 6x); default 5000. Tests set a few ms. */

@@ -1,5 +1,6 @@
 import { contentHash } from "../content-hash";
 import { defaultCacheDir, NODE_VERSION, preparePayload } from "../payload";
+import { describeWorkerMode } from "../self-check-env";
 import type { BakeState } from "../state";
 import { Step, StepError } from "../step";
 
@@ -25,6 +26,8 @@ export const stepPreparePayload: Step<BakeState> = {
       architecture: state.architecture,
       rootVolumeSize: state.settings.rootVolumeSize,
       sshUser: state.settings.sshUser,
+      // validate checked this handler, command or app: another one must be checked on a new bake.
+      workerMode: describeWorkerMode(state.settings.selfCheckEnv ?? {}),
       // Another key makes another image; absent, the hash is what it was before keys could be chosen.
       ...(state.settings.kmsKeyId ? { kmsKeyId: state.settings.kmsKeyId } : {}),
     };

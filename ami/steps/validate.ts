@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { INSTALL } from "../../worker/contract";
+import { EXIT, INSTALL } from "../../worker/contract";
+import { describeWorkerMode } from "../self-check-env";
 import { address } from "../ssh";
 import type { BakeState } from "../state";
 import { Step, StepContext, StepError } from "../step";
@@ -9,21 +10,16 @@ import { runAsRoot, Session, sessionOf, sudoHint, sudoRefused } from "./ssh-sess
 const STEP = "validate";
 
 /**
- * `kiln-worker run --self-check` as the worker's user, with the installed runtime and a dummy
- * environment: the bundle loads, its handler loads, its configuration checks pass. A clean
- * environment (env -i), as systemd gives the service, so nothing of the SSH session helps it along.
+ * `kiln-worker run --self-check` as the worker's user, with the installed runtime and the stack's own
+ * worker environment (positional NAME=value words): it loads the stack's handler, resolves its
+ * command's program, or starts its app and waits for its health check, then stops. A clean
+ * environment (env -i) with systemd's default PATH, as kiln-worker.service gets, so nothing of the
+ * SSH session helps it along.
  */
 export const SELF_CHECK_SCRIPT = `
 set -eu
 cd "$KILN_STATE_DIR"
-if [ -f "$KILN_BUNDLE_DIR/examples/demo-handler.js" ]; then
-  handler="WORKER_HANDLER=$KILN_BUNDLE_DIR/examples/demo-handler.js"
-else
-  handler=WORKER_COMMAND=/bin/true
-fi
-echo "self-check as $KILN_USER with $handler"
-set -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$handler" \\
-  "SQS_QUEUE_URL=https://sqs.$KILN_REGION.amazonaws.com/000000000000/self-check" "AWS_REGION=$KILN_REGION" \\
+set -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@" \\
   "$KILN_NODE" "$KILN_BUNDLE_DIR/kiln-worker.js" run --self-check
 if command -v runuser >/dev/null 2>&1; then
   exec runuser -u "$KILN_USER" -- "$@"
@@ -65,21 +61,35 @@ export const stepValidate: Step<BakeState> = {
 };
 
 async function selfCheck(session: Session, state: BakeState, ctx: StepContext): Promise<void> {
+  const workerEnv = state.settings.selfCheckEnv;
+  if (!workerEnv) {
+    throw new StepError(STEP, "no worker environment in the bake settings", undefined, "bakeSettings() derives it from the stack file: build the settings with it");
+  }
+  const mode = describeWorkerMode(workerEnv);
   const env = {
-    KILN_REGION: state.settings.region,
     KILN_USER: INSTALL.user,
     KILN_BUNDLE_DIR: INSTALL.bundleDir,
     KILN_NODE: INSTALL.node,
     KILN_STATE_DIR: INSTALL.stateDir,
   };
-  const r = await runAsRoot(session, STEP, ["sh", "-c", SELF_CHECK_SCRIPT], ctx, { env, timeoutMs: 60_000, timeoutHint: "the self-check should take a second: the worker hangs at start" });
+  const words = Object.entries(workerEnv)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, value]) => `${name}=${value}`);
+  ctx.log(`self-check as ${INSTALL.user} with the stack's ${mode}`);
+  const r = await runAsRoot(session, STEP, ["sh", "-c", SELF_CHECK_SCRIPT, "self-check", ...words], ctx, {
+    env,
+    // An app gets WORKER_APP_START_TIMEOUT to answer its health check, and a moment to stop.
+    timeoutMs: (Number(workerEnv.WORKER_APP_START_TIMEOUT) || 0) * 1000 + 90_000,
+    timeoutHint: "the self-check hangs: the worker does not start, or the app neither answers nor exits",
+  });
   refuseSudo(r, session);
   if (r.code !== 0) {
     throw new StepError(
       STEP,
-      `the worker's self-check failed on the builder (exit ${r.code}${r.code === 78 ? ": configuration error" : ""})`,
+      `the stack's worker does not start on the image: the self-check of ${mode} exited ${r.code}${r.code === EXIT.CONFIG_ERROR ? " (configuration error)" : ""}`,
       undefined,
-      `its output is above; run \`${INSTALL.node} ${INSTALL.bundleDir}/kiln-worker.js run --self-check\` on the builder (--on-error=abort keeps it)`,
+      "its output is above: install what it names with kiln:bake.appDir's scripts, or fix the stack's kiln:workerHandler, " +
+        "kiln:workerCommand or kiln:workerApp (--on-error=abort keeps the builder to look at)",
     );
   }
   ctx.log("worker self-check passed");

@@ -7,7 +7,7 @@ import type { BakeState } from "../../ami/state";
 import { Step } from "../../ami/step";
 import { readStackFile } from "../../infra/stack-file";
 import { FakeEc2, NO_LEFTOVERS } from "../support/fake-aws";
-import { bakeOnFake } from "../support/bake-on-fake";
+import { bakeOnFake, linkProdApp } from "../support/bake-on-fake";
 import { BuilderHost } from "../support/builder-host";
 import { REPO } from "../support/pulumi-harness";
 
@@ -28,6 +28,7 @@ describe("bake-ami leaves nothing behind, whichever step fails or is interrupted
     host = await BuilderHost.start({ user: "ec2-user" });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-bake-failures-"));
     fs.copyFileSync(path.join(REPO, "Pulumi.prod.yaml"), path.join(dir, "Pulumi.prod.yaml"));
+    linkProdApp(dir);
   });
   after(async () => {
     await host?.stop();

@@ -9,7 +9,7 @@ import { bakeClientOptions } from "../../ami/aws-clients";
 import { bake, BakeOptions, EXIT_CLEANUP_INCOMPLETE, sshSteps } from "../../ami/bake";
 import { readStackFile } from "../../infra/stack-file";
 import { ec2Error, FakeEc2 } from "../support/fake-aws";
-import { bakeOnFake } from "../support/bake-on-fake";
+import { bakeOnFake, linkProdApp } from "../support/bake-on-fake";
 import { REPO } from "../support/pulumi-harness";
 
 /**
@@ -19,6 +19,7 @@ import { REPO } from "../support/pulumi-harness";
 function stackDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-bake-outcomes-"));
   fs.copyFileSync(path.join(REPO, "Pulumi.prod.yaml"), path.join(dir, "Pulumi.prod.yaml"));
+  linkProdApp(dir);
   return dir;
 }
 

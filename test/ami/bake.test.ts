@@ -5,8 +5,8 @@ import * as path from "node:path";
 import { BakeOptions, BakeResult } from "../../ami/bake";
 import { readStackFile } from "../../infra/stack-file";
 import { FakeEc2, NO_LEFTOVERS } from "../support/fake-aws";
-import { bakeOnFake } from "../support/bake-on-fake";
-import { BuilderHost } from "../support/builder-host";
+import { bakeOnFake, linkProdApp } from "../support/bake-on-fake";
+import { BuilderHost, demoWorkerEnv } from "../support/builder-host";
 import { REPO } from "../support/pulumi-harness";
 
 /**
@@ -23,6 +23,7 @@ function stackDir(): string {
     path.join(dir, "Pulumi.prod.yaml"),
     fs.readFileSync(path.join(REPO, "Pulumi.prod.yaml"), "utf8") + `  kiln:secretEnv:\n    OPENSEARCH_PASSWORD:\n      secure: ${SECRET}\n`,
   );
+  linkProdApp(dir);
   return dir;
 }
 
@@ -157,7 +158,7 @@ describe("bake-ami end to end (fake EC2, a real host over SSH)", function () {
         target: "ssh",
         ssh: host.target(),
         adjustSteps: undefined,
-        settings: { sshTimeout: 20, appDir: app },
+        settings: { sshTimeout: 20, appDir: app, selfCheckEnv: demoWorkerEnv("ap-northeast-1") },
       });
       assert.equal(result.exitCode, 0, output);
       assert.deepEqual(result.report!.steps.map((s) => `${s.name} ${s.status}`), [

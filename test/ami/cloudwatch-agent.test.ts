@@ -138,7 +138,7 @@ getent passwd cwagent >/dev/null || useradd --system cwagent
       write("b.journal", [
         ["kiln-worker.service", '{"msg":"message done"}'],
         ["amazon-cloudwatch-agent.service", "agent noise"],
-        ["kiln-worker-failed.service", '{"msg":"worker failed"}'],
+        ["kiln-worker-failed@kiln-worker.service", '{"msg":"worker failed"}'],
       ]);
       run();
       run();

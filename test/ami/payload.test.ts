@@ -45,7 +45,7 @@ describe("the payload", function () {
       "worker/kiln-worker.js.map",
       "worker/systemd/kiln-worker.service",
       "worker/systemd/kiln-worker-env.service",
-      "worker/systemd/kiln-worker-failed.service",
+      "worker/systemd/kiln-worker-failed@.service",
       "node/bin/node",
       "node/VERSION",
       "scripts/clean.sh",

@@ -12,6 +12,7 @@ import type { BakeState } from "../../ami/state";
 import { Step, StepContext } from "../../ami/step";
 import { PROFILE_PATH } from "../../ami/steps/instance-profile";
 import { readStackFile } from "../../infra/stack-file";
+import { linkProdApp } from "../support/bake-on-fake";
 import { BuilderHost } from "../support/builder-host";
 import { FakeSession, FakeSessionManager, installFakePlugin } from "../support/fake-session-manager";
 import { Moto, startMoto } from "../support/moto";
@@ -47,6 +48,7 @@ describe("bake-ami over Session Manager (moto, a fake Session Manager and plugin
     host = await BuilderHost.start({ user: "ec2-user" });
     plugin = installFakePlugin(sessions);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-bake-ssm-"));
+    linkProdApp(dir);
   });
   after(async () => {
     plugin?.restore();

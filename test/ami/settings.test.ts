@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { bakeSettings } from "../../ami/settings";
+import { linkProdApp } from "../support/bake-on-fake";
 import { REPO } from "../support/pulumi-harness";
 
 describe("bake settings", () => {
@@ -35,7 +36,7 @@ describe("bake settings", () => {
       fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), text.replace("keep: 3", "keepImages: 3"));
       assert.throws(() => bakeSettings(dir, "prod"), /kiln:bake\.keepImages is not a setting of kiln:bake: did you mean keep\?/);
       assert.throws(() => bakeSettings(dir, "staging"), /staging/);
-      fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), text.replace("keep: 3", "keep: 3\n    appDir: file-processor"));
+      fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), text.replace("appDir: worker/examples/file-processor", "appDir: file-processor"));
       assert.throws(() => bakeSettings(dir, "prod"), /kiln:bake\.appDir "file-processor" is not a directory next to the stack file/);
       fs.mkdirSync(path.join(dir, "file-processor"));
       assert.equal(bakeSettings(dir, "prod").appDir, path.join(dir, "file-processor"));
@@ -50,6 +51,7 @@ describe("bake settings", () => {
     beforeEach(() => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-bake-settings-"));
       text = fs.readFileSync(path.join(REPO, "Pulumi.prod.yaml"), "utf8");
+      linkProdApp(dir);
     });
     afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
     const withBake = (lines: string) => {

@@ -106,7 +106,7 @@ describe("--target ssh: provisioning a Debian host over SSH", function () {
   });
 
   it("installs the units and enables the worker and its env unit for multi-user.target", () => {
-    for (const unit of ["kiln-worker.service", "kiln-worker-env.service", "kiln-worker-failed.service"]) {
+    for (const unit of ["kiln-worker.service", "kiln-worker-env.service", "kiln-worker-failed@.service"]) {
       assert.equal(fs.readFileSync(host.path(`/etc/systemd/system/${unit}`), "utf8"), fs.readFileSync(path.join(ROOT, "worker", "systemd", unit), "utf8"));
     }
     for (const unit of ["kiln-worker.service", "kiln-worker-env.service"]) {
@@ -114,11 +114,11 @@ describe("--target ssh: provisioning a Debian host over SSH", function () {
       assert.ok(fs.lstatSync(link).isSymbolicLink(), `${unit} enabled`);
       assert.equal(fs.readlinkSync(link), `/etc/systemd/system/${unit}`);
     }
-    assert.ok(!fs.existsSync(host.path("/etc/systemd/system/multi-user.target.wants/kiln-worker-failed.service")), "started by OnFailure= only");
+    assert.ok(!fs.existsSync(host.path("/etc/systemd/system/multi-user.target.wants/kiln-worker-failed@.service")), "started by OnFailure= only");
   });
 
   it("systemd-analyze verify --root on the provisioned root: exit 0 and not one warning", () => {
-    const r = spawnSync("systemd-analyze", ["verify", `--root=${host.root}`, "kiln-worker.service", "kiln-worker-env.service", "kiln-worker-failed.service"], { encoding: "utf8", env: ENV });
+    const r = spawnSync("systemd-analyze", ["verify", `--root=${host.root}`, "kiln-worker.service", "kiln-worker-env.service", "kiln-worker-failed@kiln-worker.service"], { encoding: "utf8", env: ENV });
     assert.ifError(r.error);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, "");

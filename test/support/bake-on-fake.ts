@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { bake, BakeOptions, BakeResult } from "../../ami/bake";
 import type { BakeState } from "../../ami/state";
@@ -5,6 +6,16 @@ import { Step } from "../../ami/step";
 import { BuilderHost } from "./builder-host";
 import { FakeEc2 } from "./fake-aws";
 import { REPO } from "./pulumi-harness";
+
+/**
+ * Beside a copy of Pulumi.prod.yaml, what its kiln:bake.appDir names (relative to the stack file):
+ * the file processor the prod stack runs as its app.
+ */
+export function linkProdApp(stackDir: string): void {
+  const app = path.join("worker", "examples", "file-processor");
+  fs.mkdirSync(path.dirname(path.join(stackDir, app)), { recursive: true });
+  fs.symlinkSync(path.join(REPO, app), path.join(stackDir, app));
+}
 
 /** Points the builder the fake launched at the stand-in host: its port, its login. */
 function builderIsHost(host: () => BuilderHost | undefined): Step<BakeState> {

@@ -8,6 +8,7 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import type { BakeSettings, BakeState, SshTarget } from "../../ami/state";
 import type { StepContext } from "../../ami/step";
+import { INSTALL } from "../../worker/contract";
 
 /**
  * A builder host for tests: a Debian root made by debootstrap, with its own sshd on 127.0.0.1,
@@ -18,47 +19,99 @@ import type { StepContext } from "../../ami/step";
 
 const SUITE = process.env.KILN_TEST_DEBIAN_SUITE ?? "bookworm";
 const MIRROR = process.env.KILN_TEST_DEBIAN_MIRROR ?? "http://deb.debian.org/debian";
-/** sudo: the test logs in as a non-root user, like ec2-user or admin on a real builder. */
-const PACKAGES = ["openssh-server", "systemd", "sudo"];
+/**
+ * sudo: the test logs in as a non-root user, like ec2-user or admin on a real builder. python3 and
+ * python3-venv: the prod stack's application (worker/examples/file-processor) builds its venv.
+ * No libnss-systemd, as on minimal images: units with DynamicUser= must not depend on it.
+ */
+export const BUILDER_PACKAGES = ["openssh-server", "systemd", "sudo", "python3", "python3-venv"];
+/**
+ * The image the boot test starts (test/image): the builder's packages and cloud-init, which reads
+ * the stack's user data at boot as on EC2. Not in the builder's root: wait-for-ssh waits for
+ * cloud-init to finish, and on a chroot that never booted it never does.
+ */
+export const BOOTABLE_PACKAGES = [...BUILDER_PACKAGES, "cloud-init"];
 const VARIANT = "minbase";
 export const CACHE_DIR = process.env.KILN_TEST_CACHE ?? "/var/cache/kiln-test";
 
 type Log = (line: string) => void;
 
-/** The cached root tarball for this machine, built first if missing. */
-export async function debianRoot(log: Log = () => undefined): Promise<string> {
+/**
+ * The cached root tarball for this machine and package set, built first if missing: the builder's
+ * packages by debootstrap, anything more installed on top of that root by apt, which (unlike
+ * debootstrap) resolves virtual packages such as cloud-init's dependencies need.
+ */
+export async function debianRoot(log: Log = () => undefined, packages: string[] = BUILDER_PACKAGES): Promise<string> {
   const arch = run("dpkg", ["--print-architecture"]).stdout.trim();
+  const PACKAGES = [...new Set(packages)].sort();
   const key = createHash("sha256").update(JSON.stringify({ SUITE, VARIANT, PACKAGES, arch, layout: 1 })).digest("hex").slice(0, 12);
   const tarball = path.join(CACHE_DIR, `debootstrap-${SUITE}-${arch}-${key}.tar`);
   if (fs.existsSync(tarball)) return tarball;
+  const extra = PACKAGES.filter((p) => !BUILDER_PACKAGES.includes(p));
+  const base = extra.length ? await debianRoot(log, BUILDER_PACKAGES) : undefined;
 
   if (spawnSync("debootstrap", ["--version"]).error) throw new Error("debootstrap is not installed: .ci/run installs it (apt-get install debootstrap)");
   await checkMirror();
-  fs.mkdirSync(path.join(CACHE_DIR, "debs"), { recursive: true });
+  const debs = path.join(CACHE_DIR, "debs");
+  fs.mkdirSync(debs, { recursive: true });
   const work = fs.mkdtempSync(path.join(CACHE_DIR, "build-"));
   const target = path.join(work, "root");
   const t0 = Date.now();
-  log(`debootstrap ${SUITE} (${VARIANT} + ${PACKAGES.join(", ")}) from ${MIRROR}: first build on this machine`);
   try {
-    const r = spawnSync(
-      "debootstrap",
-      [`--variant=${VARIANT}`, `--include=${PACKAGES.join(",")}`, `--cache-dir=${path.join(CACHE_DIR, "debs")}`, SUITE, target, MIRROR],
-      { encoding: "utf8", maxBuffer: 64 << 20 },
-    );
-    if (r.status !== 0) {
-      const detail = tail(path.join(target, "debootstrap", "debootstrap.log")) || (r.stderr + r.stdout).split("\n").slice(-20).join("\n");
-      throw new Error(`debootstrap ${SUITE} from ${MIRROR} failed (exit ${r.status}):\n${detail}`);
+    if (base) {
+      log(`${SUITE} root + ${extra.join(", ")} from ${MIRROR}: first build on this machine`);
+      fs.mkdirSync(target);
+      run("tar", ["--numeric-owner", "-xpf", base, "-C", target]);
+      aptInstall(target, debs, extra);
+    } else {
+      log(`debootstrap ${SUITE} (${VARIANT} + ${PACKAGES.join(", ")}) from ${MIRROR}: first build on this machine`);
+      const r = spawnSync("debootstrap", [`--variant=${VARIANT}`, `--include=${PACKAGES.join(",")}`, `--cache-dir=${debs}`, SUITE, target, MIRROR], {
+        encoding: "utf8",
+        maxBuffer: 64 << 20,
+      });
+      if (r.status !== 0) {
+        const detail = tail(path.join(target, "debootstrap", "debootstrap.log")) || (r.stderr + r.stdout).split("\n").slice(-20).join("\n");
+        throw new Error(`debootstrap ${SUITE} from ${MIRROR} failed (exit ${r.status}):\n${detail}`);
+      }
+      run("chroot", [target, "apt-get", "clean"]);
     }
-    run("chroot", [target, "apt-get", "clean"]);
     const tmpTar = `${tarball}.tmp-${process.pid}`;
     run("tar", ["--numeric-owner", "-cf", tmpTar, "-C", target, "."]);
     fs.renameSync(tmpTar, tarball);
-    log(`debootstrap ${SUITE}: built in ${((Date.now() - t0) / 1000).toFixed(1)} s, cached as ${tarball}`);
+    log(`${SUITE} root: built in ${((Date.now() - t0) / 1000).toFixed(1)} s, cached as ${tarball}`);
     return tarball;
   } finally {
-    // A failed debootstrap can leave its proc and sys mounted in the target.
+    // A failed debootstrap or apt can leave its proc, dev and cache mounted in the target.
     for (const mountPoint of mountsBelow(work)) unmount(mountPoint);
     removeTree(work);
+  }
+}
+
+/**
+ * apt-get install in a chroot: packages come through the shared .deb cache, and a policy-rc.d
+ * keeps their postinst scripts from starting services (there is no init to start them).
+ */
+function aptInstall(target: string, debs: string, packages: string[]): void {
+  const inside = (p: string) => path.join(target, p);
+  for (const [args, at] of [[["-t", "proc", "proc"], "/proc"], [["--bind", "/dev"], "/dev"], [["--bind", debs], "/var/cache/apt/archives"]] as const) {
+    fs.mkdirSync(inside(at), { recursive: true });
+    run("mount", [...args, inside(at)]);
+  }
+  fs.mkdirSync(path.join(debs, "partial"), { recursive: true });
+  fs.writeFileSync(inside("/usr/sbin/policy-rc.d"), "#!/bin/sh\nexit 101\n", { mode: 0o755 });
+  const apt = (args: string[]) => {
+    const r = spawnSync("chroot", [target, "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", ...args], {
+      encoding: "utf8",
+      maxBuffer: 64 << 20,
+    });
+    if (r.status !== 0) throw new Error(`apt-get ${args.join(" ")} in the ${SUITE} root failed (exit ${r.status}):\n${(r.stdout + r.stderr).split("\n").slice(-20).join("\n")}`);
+  };
+  try {
+    apt(["update"]);
+    apt(["install", "--no-install-recommends", ...packages]);
+  } finally {
+    fs.rmSync(inside("/usr/sbin/policy-rc.d"), { force: true });
+    for (const at of ["/var/cache/apt/archives", "/dev", "/proc"]) unmount(inside(at));
   }
 }
 
@@ -80,6 +133,8 @@ export interface BuilderHostOptions {
   user?: string;
   /** Start sshd (default); without it, the root is only for chroot. */
   sshd?: boolean;
+  /** Debian packages of the root (default BUILDER_PACKAGES); each set is cached on its own. */
+  packages?: string[];
   log?: Log;
 }
 
@@ -108,7 +163,7 @@ export class BuilderHost {
 
   static async start(opts: BuilderHostOptions = {}): Promise<BuilderHost> {
     if (process.getuid?.() !== 0) throw new Error("the builder-host tests run as root: they mount proc and dev into a chroot");
-    const tarball = await debianRoot(opts.log);
+    const tarball = await debianRoot(opts.log, opts.packages);
     const host = new BuilderHost(fs.mkdtempSync(path.join(os.tmpdir(), "kiln-builder-")), opts.user ?? "admin");
     try {
       fs.mkdirSync(host.root);
@@ -154,6 +209,9 @@ export class BuilderHost {
    * test that bakes on the same host more than once calls it between bakes.
    */
   reauthorize(): void {
+    // What an interrupted bake left running (a clean.sh the closed session did not stop, on a
+    // builder that would have been terminated) must not remove the keys given back below.
+    killProcessesIn(this.root, this.sshd?.pid);
     const home = this.user === "root" ? "/root" : `/home/${this.user}`;
     fs.mkdirSync(this.path(`${home}/.ssh`), { recursive: true, mode: 0o700 });
     fs.writeFileSync(this.path(`${home}/.ssh/authorized_keys`), this.publicKey, { mode: 0o600 });
@@ -242,6 +300,15 @@ export class BuilderHost {
   }
 }
 
+/** The dev stack's kind of worker, for validate's self-check: the demo handler the bundle carries. */
+export function demoWorkerEnv(region: string): Record<string, string> {
+  return {
+    WORKER_HANDLER: `${INSTALL.bundleDir}/examples/demo-handler.js`,
+    SQS_QUEUE_URL: `https://sqs.${region}.amazonaws.com/000000000000/test`,
+    AWS_REGION: region,
+  };
+}
+
 /** A BakeState for the SSH-side steps: AWS clients exist (the type wants them) but are never called. */
 export function sshBakeState(root: string, target: SshTarget | undefined, settings: Partial<BakeSettings> = {}): BakeState {
   const region = settings.region ?? "eu-west-1";
@@ -264,6 +331,7 @@ export function sshBakeState(root: string, target: SshTarget | undefined, settin
       imageTimeout: 600,
       builderLifetimeMinutes: 60,
       rootVolumeSize: 8,
+      selfCheckEnv: demoWorkerEnv(region),
       ...settings,
     },
   };
@@ -321,14 +389,14 @@ function unmount(mountPoint: string): void {
   run("umount", ["--lazy", mountPoint]);
 }
 
-/** Kills processes whose root is inside `root`: what our sshd started there, and nothing else. */
-function killProcessesIn(root: string): void {
+/** Kills processes whose root is inside `root`: what our sshd started there, and nothing else; `spare` lives. */
+function killProcessesIn(root: string, spare?: number): void {
   if (!fs.existsSync(root)) return;
   const real = fs.realpathSync(root);
   for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
       const procRoot = fs.readlinkSync(`/proc/${pid}/root`);
-      if (procRoot === real || procRoot.startsWith(`${real}/`)) process.kill(Number(pid), "SIGKILL");
+      if ((procRoot === real || procRoot.startsWith(`${real}/`)) && Number(pid) !== spare) process.kill(Number(pid), "SIGKILL");
     } catch {
       /* gone, or not ours to read */
     }

@@ -38,7 +38,7 @@ for (const flavour of Object.keys(FLAVOURS) as Flavour[]) {
         assert.equal(fs.existsSync(path.join(dir, "node_modules")), false);
         assert.ok(fs.statSync(bundle).mode & 0o111, "executable");
         assert.match(fs.readFileSync(bundle, "utf8").slice(0, 40), /^#!\/usr\/bin\/env node/);
-        for (const unit of ["kiln-worker.service", "kiln-worker-env.service", "kiln-worker-failed.service"]) {
+        for (const unit of ["kiln-worker.service", "kiln-worker-env.service", "kiln-worker-failed@.service"]) {
           assert.ok(fs.existsSync(path.join(dir, "systemd", unit)), unit);
         }
         // Resolving a package from the bundle's directory must not be what makes it work.

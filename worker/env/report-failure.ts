@@ -49,7 +49,7 @@ export function shouldReplaceInstance(f: MonitoredFailure): boolean {
   return status !== EXIT.CONFIG_ERROR && status !== EXIT.SCALED_IN;
 }
 
-/** The stack's name, from worker.env, or from the SSM prefix when worker.env was never written. */
+/** The stack's name: from the SSM prefix instance.env names (kiln-worker-failed@ reads nothing else), or KILN_STACK. */
 function stackName(env: Record<string, string | undefined>): string {
   return env.KILN_STACK?.trim() || /^\/kiln\/([^/]+)\/worker\/?$/.exec(env.KILN_SSM_PREFIX?.trim() ?? "")?.[1] || "unknown";
 }
@@ -60,7 +60,7 @@ const why = (e: unknown) => (e instanceof RetriesExhausted ? e.message : describ
 export const REPORT_RETRY: RetryPolicy = { deadlineMs: 60_000, baseDelayMs: 500, maxDelayMs: 5_000 };
 
 /**
- * `kiln-worker report-failure`, run by kiln-worker-failed.service when systemd gives up on the worker
+ * `kiln-worker report-failure`, run by kiln-worker-failed@.service when systemd gives up on the worker
  * (or on kiln-worker-env.service): logs why, counts a WorkerFailure metric the alarms watch, and,
  * unless restarting elsewhere cannot help, marks the instance unhealthy so Auto Scaling replaces it.
  * Returns EXIT.CRASHED if any report could not be made.

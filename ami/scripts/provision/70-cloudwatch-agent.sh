@@ -32,7 +32,8 @@ else
 fi
 
 journal_copy=/var/log/kiln/journal.log
-units="kiln-worker.service kiln-worker-env.service kiln-worker-failed.service"
+# The failure reporter is a template: one kiln-worker-failed@<unit>.service per failed unit.
+units="kiln-worker.service kiln-worker-env.service kiln-worker-failed@*.service"
 install -d -m 0755 /var/log/kiln
 
 # The copy: the worker's own lines as it wrote them (JSON, which Logs Insights reads field by field),
@@ -41,7 +42,9 @@ install -d -m 0755 /var/log/kiln
 # restarted would copy the whole boot again.
 export_unit=/etc/systemd/system/kiln-journal-export
 units_args=""
+set -f
 for u in $units; do units_args="$units_args --unit=$u"; done
+set +f
 cat > "$export_unit.service.new" <<UNIT
 # Written by kiln's bake (ami/scripts/provision/70-cloudwatch-agent.sh).
 [Unit]

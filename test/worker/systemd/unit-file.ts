@@ -3,7 +3,9 @@ import * as path from "node:path";
 
 /** The committed unit files (worker/systemd/). */
 export const UNITS_DIR = path.resolve(__dirname, "../../../worker/systemd");
-export const UNIT_NAMES = ["kiln-worker.service", "kiln-worker-env.service", "kiln-worker-failed.service"] as const;
+export const UNIT_NAMES = ["kiln-worker.service", "kiln-worker-env.service", "kiln-worker-failed@.service"] as const;
+/** The failure reporter as systemd starts it for the worker: the template instantiated with %N (the unit name without its suffix). */
+export const REPORTER_FOR_WORKER = "kiln-worker-failed@kiln-worker.service";
 
 /** Section → key → every value assigned, in order (systemd keeps lists for keys set more than once). */
 export type UnitFile = Map<string, Map<string, string[]>>;

@@ -5,7 +5,7 @@ import { list, readUnit, seconds, setting } from "./unit-file";
 
 const worker = readUnit("kiln-worker.service");
 const env = readUnit("kiln-worker-env.service");
-const failed = readUnit("kiln-worker-failed.service");
+const failed = readUnit("kiln-worker-failed@.service");
 const bundle = (command: string) => `${INSTALL.node} ${path.posix.join(INSTALL.bundleDir, "kiln-worker.js")} ${command}`;
 
 describe("kiln-worker.service's restart policy", () => {
@@ -20,7 +20,7 @@ describe("kiln-worker.service's restart policy", () => {
   it("counts a recycle and a scale-in as clean exits, and a config error as a failure to report", () => {
     const success = list(worker, "Service", "SuccessExitStatus");
     assert.deepEqual([...success].sort(), [String(EXIT.RECYCLED), String(EXIT.SCALED_IN)].sort());
-    assert.equal(setting(worker, "Unit", "OnFailure"), "kiln-worker-failed.service");
+    assert.equal(setting(worker, "Unit", "OnFailure"), "kiln-worker-failed@%N.service");
   });
 
   it("sets the start limit in [Unit], where systemd reads it, and never in [Service] as the seeds did", () => {
@@ -55,8 +55,8 @@ describe("how the three units fit together and with the contract", () => {
   it("read the env files the contract names: instance.env for env, worker.env for the worker", () => {
     assert.deepEqual(worker.get("Service")?.get("EnvironmentFile"), [WORKER_ENV_FILE]);
     assert.deepEqual(env.get("Service")?.get("EnvironmentFile"), [INSTANCE_ENV_FILE]);
-    // worker.env is optional there: it is missing exactly when kiln-worker-env.service failed.
-    assert.deepEqual(failed.get("Service")?.get("EnvironmentFile"), [INSTANCE_ENV_FILE, `-${WORKER_ENV_FILE}`]);
+    // Not worker.env for the reporter: a NODE_OPTIONS there, say, would crash the report of the crash it caused.
+    assert.deepEqual(failed.get("Service")?.get("EnvironmentFile"), [INSTANCE_ENV_FILE]);
   });
 
   it("write the environment before the worker starts, once the network is up, then reload for the drop-in", () => {
@@ -68,7 +68,24 @@ describe("how the three units fit together and with the contract", () => {
     assert.equal(setting(env, "Service", "ExecStartPost"), "/usr/bin/systemctl daemon-reload");
     assert.ok(list(worker, "Unit", "Requires").includes("kiln-worker-env.service"));
     assert.ok(list(worker, "Unit", "After").includes("kiln-worker-env.service"));
-    assert.equal(setting(env, "Unit", "OnFailure"), "kiln-worker-failed.service");
+    assert.equal(setting(env, "Unit", "OnFailure"), "kiln-worker-failed@%N.service");
+  });
+
+  it("give each failing unit a reporter of its own, so systemd passes it the exit status", () => {
+    // systemd sets MONITOR_EXIT_STATUS only in a unit that exactly one unit names in OnFailure=
+    // ("multiple trigger source candidates for exit status propagation ..., skipping"): without
+    // it, exit 78 would look like a crash and replace the instance. A template instantiated with
+    // %N is a different unit for each trigger.
+    const targets = [worker, env].map((u) => setting(u, "Unit", "OnFailure")!);
+    const instances = ["kiln-worker", "kiln-worker-env"].map((n, i) => targets[i].replace("%N", n));
+    assert.equal(new Set(instances).size, instances.length, instances.join(" "));
+    for (const t of targets) assert.match(t, /^kiln-worker-failed@%N\.service$/);
+  });
+
+  it("give a DynamicUser= unit a HOME: without nss-systemd its user has no passwd entry, and the SDK needs one", () => {
+    assert.equal(setting(failed, "Service", "DynamicUser"), "yes");
+    const home = (failed.get("Service")?.get("Environment") ?? []).find((e) => e.startsWith("HOME="));
+    assert.ok(home, "Environment=HOME=... in kiln-worker-failed@.service");
   });
 
   it("let kiln-worker env write exactly the two files it writes, under ProtectSystem=strict", () => {
