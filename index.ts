@@ -1,4 +1,4 @@
-// The kiln fleet of one stack: `pulumi up --stack <stack>`. Reads like ARCHITECTURE.md's diagram.
+// The kiln fleet of one stack: `pulumi up --stack <stack>`. Reads like docs/architecture.md's diagram.
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { fleetTags, loadDeployment } from "./infra/stack-config";

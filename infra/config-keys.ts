@@ -3,7 +3,7 @@ import { LOG_LEVELS, WORKER_DEFAULTS } from "../worker/contract";
 
 /**
  * Every `kiln:*` stack config key: its Pulumi type, default, description and what a valid value is.
- * Pulumi.yaml declares the same keys (a test keeps the two equal) and the README documents them.
+ * Pulumi.yaml declares the same keys (a test keeps the two equal) and docs/config.md documents them.
  *
  * Pulumi's project config schema knows string, integer, boolean and array; maps are `object` here
  * and stay undeclared in Pulumi.yaml. A key declared there without a default is required by the
@@ -18,7 +18,7 @@ export interface KeySpec {
   default?: string | number | boolean | string[] | Record<string, string>;
   /** Validates the decoded value; its messages say what would be valid. */
   schema: z.ZodType;
-  /** Shown in the README's example column. */
+  /** Shown in docs/config.md's default column. */
   example?: string;
 }
 

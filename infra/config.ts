@@ -77,7 +77,7 @@ function unknownKeyProblem(key: string): string {
   }
   const name = key.slice("kiln:".length);
   if (name in RETIRED_KEYS) return `${key} is no longer a kiln setting: ${RETIRED_KEYS[name]}`;
-  return `${key} is not a kiln setting: ${didYouMean(name, KEY_NAMES, (k) => `kiln:${k}`)}the README's "Stack config" lists every key`;
+  return `${key} is not a kiln setting: ${didYouMean(name, KEY_NAMES, (k) => `kiln:${k}`)}docs/config.md lists every key`;
 }
 
 /** The part of a decoded value a problem is about: one list item or map entry, not the whole. */

@@ -1,5 +1,5 @@
 /**
- * The worker's environment contract (ARCHITECTURE.md), shared by the Pulumi program that writes it
+ * The worker's environment contract (docs/architecture.md), shared by the Pulumi program that writes it
  * into SSM and the worker that reads it, so the two cannot drift apart.
  */
 

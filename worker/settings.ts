@@ -1,7 +1,7 @@
 import * as os from "node:os";
 import { LOG_LEVELS, scaleInBudget, WORKER_DEFAULTS } from "./contract";
 
-/** The worker's configuration, read only from its environment (the contract in ARCHITECTURE.md). */
+/** The worker's configuration, read only from its environment (the contract in docs/architecture.md). */
 export interface WorkerSettings {
   queueUrl: string;
   region?: string;
