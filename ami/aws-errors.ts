@@ -38,7 +38,7 @@ export function isAwsError(e: unknown, ...codes: string[]): boolean {
 }
 
 const PERMISSION =
-  "the credentials in use lack this permission: grant it to the IAM user or role that bakes (see the README's bake-ami policy), or use other credentials (AWS_PROFILE)";
+  "the credentials in use lack this permission: grant the IAM user or role that bakes the policy in docs/bake.md, \"Permissions for whoever bakes\", or use other credentials (AWS_PROFILE)";
 const CREDENTIALS = "AWS did not accept the credentials: check AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and that the key is active";
 const EXPIRED = "the session has expired: sign in again (aws sso login, or fresh keys) and check that this machine's clock is right";
 const THROTTLED = "AWS is throttling this account's API calls: wait a minute, then bake again";

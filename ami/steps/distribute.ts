@@ -4,7 +4,7 @@ import { unabortable } from "../call-signal";
 import type { BakeState } from "../state";
 import { Step, StepError } from "../step";
 import { completeImage, deregisterImage, imageTags, incompleteBecause, waitForImage } from "./create-image";
-import { MANAGED_BY, TAG, tagList } from "./tags";
+import { MANAGED_BY, TAG, tagList, tagSpec } from "./tags";
 import { DEFAULT_POLL_MS } from "./wait";
 
 const NAME = "distribute";
@@ -60,12 +60,16 @@ export const stepDistribute: Step<BakeState> = {
             Encrypted: true,
             ...(kmsKeyId ? { KmsKeyId: kmsKeyId } : {}),
             ClientToken: `kiln-${state.buildId}-${region}`.slice(0, 64),
+            // Tagged on create, so the copy and its snapshots are never without kiln's tags: the bake's policy
+            // (docs/bake.md) lets it tag, deregister and delete only images and snapshots that carry ManagedBy=kiln.
+            TagSpecifications: [tagSpec("image", tags), tagSpec("snapshot", tags)],
           }),
         )),
       );
       if (!out.ImageId) throw new StepError(NAME, `CopyImage to ${region} returned no image id`, undefined, "bake again: the image is reused and copied again");
       state.copies[region] = out.ImageId;
-      // Tagged at once, before it is available: a failed bake's cleanup, or reap, finds it by build id.
+      // Tagged again at once, before it is available, where tags on create were ignored (moto): a failed
+      // bake's cleanup, or reap, finds the copy by build id.
       await awsCall(NAME, `tagging ${out.ImageId} in ${region}`, () => ec2.send(new CreateTagsCommand({ Resources: [out.ImageId!], Tags: tagList(tags) })));
       ctx.log(`${region}: copying to ${out.ImageId}${kmsKeyId ? ` (encrypted with ${kmsKeyId})` : ""}`);
       const image = await waitForImage(ec2, out.ImageId, {

@@ -20,7 +20,7 @@ describe("AWS errors as the user sees them", () => {
     assert.equal(e.code, "InsufficientInstanceCapacity");
     assert.equal(e.message, "launching a t3.medium builder failed (InsufficientInstanceCapacity): We currently do not have sufficient capacity.");
     assert.match(e.hint!, /kiln:bake\.instanceType/);
-    assert.match(stepFailure("x", "y", ec2Error("UnauthorizedOperation", "no")).hint!, /permission/);
+    assert.match(stepFailure("x", "y", ec2Error("UnauthorizedOperation", "no")).hint!, /docs\/bake\.md, "Permissions for whoever bakes"/);
     assert.match(stepFailure("x", "y", networkError()).hint!, /network/);
     assert.ok(stepFailure("x", "y", ec2Error("SomethingNew", "?")).hint, "an unknown code still gets a hint");
   });

