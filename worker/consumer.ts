@@ -33,8 +33,6 @@ export interface ConsumerOptions {
    * starting). The consumer never receives more than this; call `wake()` when it grows.
    */
   capacity?: () => number;
-  /** Longest a receive for a few free slots among many waits for more to free (default 4 ms). */
-  batchWaitMs?: number;
 }
 
 /** System attributes every received message carries: the retry delay and app mode's headers need them. */
@@ -89,13 +87,6 @@ export interface ConsumerEvents {
   error: [error: Error, operation: string];
 }
 
-/**
- * Longest a receive for a few free slots among many waits for more to free (see worthAReceive):
- * at 100 slots of 0-100 ms handlers it cuts receives from 3 messages each to 9 and the worker's
- * CPU a message by a third, and costs a slow handler's slot at most this once.
- */
-const BATCH_WAIT_MS = 4;
-
 /** After an empty receive that came back at once (short polling), wait this long, doubling to the cap. */
 const EMPTY_BACKOFF_MS = { first: 50, max: 1_000 };
 
@@ -120,9 +111,6 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   private failures = 0;
   private emptyStreak = 0;
   private refillScheduled = false;
-  /** A few slots free among many: the receive for them waits up to BATCH_WAIT_MS for company. */
-  private batchWait?: NodeJS.Timeout;
-  private batchWaited = false;
   private keeper?: NodeJS.Timeout;
   private quiet?: () => void;
   /** Released while one of our own receives was open: handed back once none is, or they would come straight back to us. */
@@ -181,8 +169,6 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   stop(): void {
     this.running = false;
     this.stopping.abort();
-    clearTimeout(this.batchWait);
-    this.batchWait = undefined;
   }
 
   /** Ends the drain's wait now: every in-flight message is aborted and goes back to the queue. */
@@ -219,15 +205,6 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     if (this.active.size === 0 && this.polls === 0) this.quiet?.();
   }
 
-  /**
-   * A receive costs the worker (and SQS) as much CPU as handling several messages. With many slots
-   * freeing fast, receiving for each as it frees makes receives of 1 to 3 messages and the worker
-   * CPU-bound on requests: a receive for fewer than a tenth of the slots waits a moment for more.
-   */
-  private worthAReceive(): number {
-    return Math.min(this.o.maxMessages, Math.ceil(this.o.concurrency / 10));
-  }
-
   private free(): number {
     const slots = this.o.capacity ? Math.min(this.o.concurrency, this.o.capacity()) : this.o.concurrency;
     return slots - this.active.size - this.reserved;
@@ -241,17 +218,6 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     while (this.running && this.polls < maxPolls) {
       const free = this.free();
       if (free <= 0) return;
-      if (free < this.worthAReceive() && this.active.size > 0 && !this.batchWaited) {
-        this.batchWait ??= setTimeout(() => {
-          this.batchWait = undefined;
-          this.batchWaited = true;
-          this.fill();
-          this.batchWaited = false;
-        }, this.o.batchWaitMs ?? BATCH_WAIT_MS);
-        return;
-      }
-      if (this.batchWait) clearTimeout(this.batchWait);
-      this.batchWait = undefined;
       const n = Math.min(this.o.maxMessages, free);
       this.reserved += n;
       this.polls++;

@@ -76,46 +76,6 @@ describe("the consumer (real SQS: fauxqs on 127.0.0.1)", function () {
     assert.equal(done[done.length - 1], "slow", "30 fast messages went through two slots while one was stuck");
   });
 
-  it("with many slots, a receive for a few free ones waits a moment for more (fewer, fuller receives), and no longer", async () => {
-    const q = await sqs.queuePair(`fuller-${n++}`);
-    await sqs.send(q.url, bodies(100));
-    const finishers: (() => void)[] = [];
-    const c = consumer(q.url, () => new Promise<void>((resolve) => finishers.push(resolve)), { concurrency: 50, batchWaitMs: 1_000 });
-    const asked: number[] = [];
-    const name = `watch-receives-${n}`;
-    sqs.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName === "ReceiveMessageCommand") asked.push((args.input as { MaxNumberOfMessages: number }).MaxNumberOfMessages);
-        return next(args);
-      },
-      { step: "initialize", name },
-    );
-    try {
-      c.start();
-      assert.ok(await eventually(() => c.inFlight === 50, 10_000), "50 slots filled");
-      await sleep(100);
-      asked.length = 0;
-      for (let i = 0; i < 4; i++) {
-        finishers.shift()!();
-        await sleep(20);
-      }
-      assert.deepEqual(asked, [], "4 of 50 free: no receive yet (each would bring 1)");
-      finishers.shift()!();
-      assert.ok(await eventually(() => asked.length > 0, 5_000));
-      assert.deepEqual(asked, [5], "the fifth (a tenth of 50) makes one receive for all five");
-      assert.ok(await eventually(() => c.inFlight === 50, 5_000));
-      finishers.shift()!();
-      assert.ok(await eventually(() => asked.length === 2, 5_000), "one free slot is still received for, after the wait");
-      assert.equal(asked[1], 1);
-    } finally {
-      sqs.client.middlewareStack.remove(name);
-      for (const finish of finishers.splice(0)) finish();
-      const late = setInterval(() => finishers.splice(0).forEach((f) => f()), 10);
-      await c.drain(5_000);
-      clearInterval(late);
-    }
-  });
-
   it("never holds more messages than it has free slots", async () => {
     const q = await sqs.queuePair(`hold-${n++}`);
     await sqs.send(q.url, bodies(40));
