@@ -1,6 +1,6 @@
 import { ChildProcess, spawn } from "node:child_process";
 import * as http from "node:http";
-import * as net from "node:net";
+import { freeLocalPort } from "./free-port";
 import type { Message } from "@aws-sdk/client-sqs";
 import type { Logger } from "./log";
 import { HandlerOutput } from "./output";
@@ -25,16 +25,6 @@ export interface AppProcessOptions {
 /** Characters of an answer other than 200 kept for the line that reports the failure. */
 const ANSWER_KEPT = 500;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * One process of the app (WORKER_APP), in a process group of its own, listening on 127.0.0.1 on
@@ -65,7 +55,7 @@ export class AppProcess implements RecycleUnit {
   }
 
   static async launch(o: AppProcessOptions): Promise<AppProcess> {
-    const port = await freePort();
+    const port = await freeLocalPort();
     const child = spawn("/bin/sh", ["-c", o.command], {
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],

@@ -1,4 +1,4 @@
-import * as net from "node:net";
+import { freeLocalPort } from "../../worker/free-port";
 import {
   DescribeInstanceInformationCommand,
   InstanceInformation,
@@ -235,14 +235,3 @@ async function startSession(
   return { out, endpoint: endpoint ?? `https://ssm.${await ssm.config.region()}.amazonaws.com` };
 }
 
-/** A port on 127.0.0.1 free right now, for the plugin to listen on (as Packer picks one). */
-function freeLocalPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}

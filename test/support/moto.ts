@@ -1,5 +1,5 @@
 import { ChildProcess, spawn, spawnSync } from "node:child_process";
-import * as net from "node:net";
+import { freeLocalPort } from "../../worker/free-port";
 
 /**
  * moto, the AWS emulator, as a server on 127.0.0.1 for a test suite: EC2, SSM (SecureString with
@@ -36,16 +36,6 @@ export function motoPython(): string {
   );
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function ready(endpoint: string, child: ChildProcess, output: () => string, deadlineMs: number): Promise<void> {
   const end = Date.now() + deadlineMs;
@@ -68,7 +58,7 @@ export async function startMoto(opts: { deadlineMs?: number } = {}): Promise<Mot
   let lastError: unknown;
   // The port is free when picked and taken by moto a moment later; another process may win it.
   for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
+    const port = await freeLocalPort();
     const endpoint = `http://127.0.0.1:${port}`;
     const child = spawn(python, ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], {
       stdio: ["ignore", "pipe", "pipe"],
