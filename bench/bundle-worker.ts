@@ -2,20 +2,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
+import { isAlive } from "../local/control-state";
 import { buildWorkerBundle } from "../worker/build";
 import { track } from "./children";
 import { CREDENTIALS, REGION } from "./messages";
 
 const TMP_PREFIX = "kiln-bench-";
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /**
  * The worker bundle built into a directory of the bench's own (dist/worker belongs to

@@ -3,7 +3,8 @@ import * as http from "node:http";
 import * as net from "node:net";
 import { DescribeInstancesCommand, EC2Client, Instance } from "@aws-sdk/client-ec2";
 import { GetInstanceProfileCommand, GetRolePolicyCommand, IAMClient, ListRolePoliciesCommand } from "@aws-sdk/client-iam";
-import { alive, FakeDataChannel, FakeSession } from "./fake-ssm-data-channel";
+import { isAlive as alive } from "../local/support";
+import { FakeDataChannel, FakeSession } from "./fake-ssm-data-channel";
 import { Moto, MOTO_REGION } from "./moto";
 
 export type { FakeSession } from "./fake-ssm-data-channel";

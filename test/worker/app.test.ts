@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { EXIT } from "../../worker/contract";
 import { runWorker } from "../../worker/run";
+import { isAlive as alive } from "../local/support";
 import { eventually, sleep, TestSqs } from "../support/sqs";
 import { ensureBundle, recordFile, startWorker } from "../support/worker-process";
 
@@ -26,14 +27,6 @@ interface Entry {
 
 const entries = (file: string): Entry[] =>
   fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Entry);
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe("app mode (WORKER_APP): a long-lived app in any language, fed as Elastic Beanstalk's sqsd does", function () {
   this.timeout(60_000);

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { EXIT } from "../../worker/contract";
 import { LatencyProxy, startLatencyProxy } from "../../bench/latency-proxy";
+import { isAlive as alive } from "../local/support";
 import { eventually, sleep, TestSqs } from "../support/sqs";
 import { BUNDLE, ensureBundle, recordFile, startWorker, WorkerProcess } from "../support/worker-process";
 
@@ -25,15 +26,6 @@ function jsonLines(w: WorkerProcess): Record<string, unknown>[] {
       }
     });
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /**
  * The stop, hang and typo cases that used to strand or burn messages, each with the worker as it
