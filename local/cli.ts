@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { reportConfigError } from "../infra/config-errors";
 import { describeParseError } from "./flag-errors";
+import { onInterrupts } from "./interrupts";
 import type { LocalFleet } from "./fleet";
 import { DEFAULT_OPTIONS, DEMO_FAIL_RATE, LocalOptions, MAX_MESSAGES, UsageError } from "./plan";
 
@@ -57,9 +58,6 @@ Workers log at debug (the fleet counts their "processed" lines), long-poll 1 s, 
 credentials and the embedded endpoint; nothing listens beyond 127.0.0.1.
 exit codes: 0 done or drained, 1 failed, 2 bad flag, 78 worker or stack configuration error,
 130 forced by a second Ctrl-C`;
-
-/** Signals closer together than this are one Ctrl-C delivered twice. */
-const SAME_SIGNAL_MS = 500;
 
 const FLAGS = {
   stack: { type: "string" },
@@ -184,25 +182,14 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
 
-  let signals = 0;
-  let firstAt = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    // One Ctrl-C can arrive twice (a wrapper that relays what the terminal already sent to the whole
-    // process group, as `tsx`'s CLI does): that is not a second Ctrl-C. `npm run local` itself runs
-    // in one process (node --require tsx/cjs) because tsx's CLI SIGKILLs a child that does not
-    // answer its relayed signal within 60 ms, which a busy fleet cannot promise.
-    if (signals > 0 && Date.now() - firstAt < SAME_SIGNAL_MS) return;
-    if (++signals === 1) {
-      firstAt = Date.now();
+  onInterrupts(
+    (signal) => {
       // Through the fleet's view, so a terminal's status block stays intact.
       if (signal === "SIGINT") fleet.stop("Ctrl-C", "Ctrl-C again kills them");
       else fleet.stop(signal, `another ${signal} kills them`);
-    } else {
-      fleet.force();
-    }
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+    },
+    () => fleet.force(),
+  );
   return (await fleet.done).exitCode;
 }
 

@@ -1,4 +1,5 @@
 import { reportConfigError } from "../infra/config-errors";
+import { onInterrupts } from "../local/interrupts";
 import { GLOBAL_HELP, parseFlags } from "./args";
 import type { Command, CommandContext } from "./command";
 import { COMMANDS } from "./commands";
@@ -99,16 +100,11 @@ export function runCli(argv = process.argv.slice(2)): void {
   // README says so once. Other warnings still show.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   const abort = new AbortController();
-  let firstAt = 0;
-  const onSignal = () => {
-    // One Ctrl-C delivered twice (a wrapper relaying what the terminal sent the whole group) is not
-    // a second one: that would cut a redrive off mid-batch.
-    if (firstAt === 0) firstAt = Date.now();
-    else if (Date.now() - firstAt >= 500) process.exit(EXIT.INTERRUPTED);
-    abort.abort();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  // One Ctrl-C delivered twice must not cut a redrive off mid-batch: onInterrupts counts it once.
+  onInterrupts(
+    () => abort.abort(),
+    () => process.exit(EXIT.INTERRUPTED),
+  );
   const io: OpsIo = { out: process.stdout, err: process.stderr, signal: abort.signal };
   main(argv, io).then(
     (code) => {
