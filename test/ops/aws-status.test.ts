@@ -10,12 +10,14 @@ describe("kiln status, eta and plan against a deployed stack (moto)", function (
   deployedStackSuite((s) => (stack = s));
 
   before(async () => {
-    // 1,250 waiting, the oldest 7 minutes; the workers processed 200 a minute for 15 minutes.
+    // 1,250 waiting, the oldest 7 minutes; the workers processed 200 a minute for the last 30
+    // minutes, 3 failures a minute in 5 of them. Thirty, not fifteen: the rate's 15-minute window
+    // moves on with the clock, and a slow machine reaches the eta test minutes after this.
     for (let i = 0; i < 1250; i += 10) {
       await stack.sqs.send(new SendMessageBatchCommand({ QueueUrl: stack.queueUrl, Entries: Array.from({ length: 10 }, (_, j) => ({ Id: String(j), MessageBody: `{"n":${i + j}}` })) }));
     }
     await stack.sqs.send(new SendMessageBatchCommand({ QueueUrl: stack.dlqUrl, Entries: [{ Id: "0", MessageBody: "poison" }] }));
-    await stack.putThroughput(Array.from({ length: 15 }, (_, i) => ({ minutesAgo: i + 2, processed: 200, failed: i < 5 ? 3 : 0 })));
+    await stack.putThroughput(Array.from({ length: 30 }, (_, i) => ({ minutesAgo: i, processed: 200, failed: i >= 2 && i < 7 ? 3 : 0 })));
     await stack.cloudwatch.send(
       new PutMetricDataCommand({
         Namespace: "AWS/SQS",
@@ -115,8 +117,8 @@ describe("kiln status, eta and plan against a deployed stack (moto)", function (
     const p = r.json();
     assert.equal(p.usage.peakBacklog, 30_000);
     assert.equal(p.usage.instanceHours, 48, "2 instances for 24 hours");
-    // 24,000 an hour for a day, and what of the status test's last 15 minutes falls before this hour.
-    assert.ok(p.usage.processed >= 24 * 24_000 && p.usage.processed <= 24 * 24_000 + 15 * 200, String(p.usage.processed));
+    // 24,000 an hour for a day, and what of the status test's last 30 minutes falls before this hour.
+    assert.ok(p.usage.processed >= 24 * 24_000 && p.usage.processed <= 24 * 24_000 + 30 * 200, String(p.usage.processed));
     assert.equal(p.perInstance, p.usage.processed / (48 * 60), "processed / instance-minutes in service");
     assert.equal(p.ruleAtPeakUncapped, 10, "30,000 / 3,000");
     assert.match((await stack.run(["plan"])).out, /kiln:maxSize 5 held it to 5/);
