@@ -76,18 +76,70 @@ describe("the consumer (real SQS: fauxqs on 127.0.0.1)", function () {
     assert.equal(done[done.length - 1], "slow", "30 fast messages went through two slots while one was stuck");
   });
 
-  it("never holds more messages than it has free slots", async () => {
-    const q = await sqs.queuePair(`hold-${n++}`);
-    await sqs.send(q.url, bodies(40));
-    let outstanding = 0;
-    let peak = 0;
-    const c = consumer(q.url, async () => sleep(30), { concurrency: 3, maxMessages: 10 });
-    c.on("received", (k) => (peak = Math.max(peak, (outstanding += k))));
-    const settle = () => outstanding--;
+  /** Messages received and not yet settled, at most, and the receives that brought them. */
+  function holding(c: Consumer) {
+    const seen = { outstanding: 0, peak: 0, received: 0, batches: [] as number[] };
+    c.on("received", (k) => {
+      seen.peak = Math.max(seen.peak, (seen.outstanding += k));
+      seen.received += k;
+      seen.batches.push(k);
+    });
+    const settle = () => seen.outstanding--;
     c.on("processed", settle).on("failed", settle).on("released", settle);
+    return seen;
+  }
+
+  it("holds no more messages than it has free slots when its handlers are slow", async () => {
+    const q = await sqs.queuePair(`hold-${n++}`);
+    await sqs.send(q.url, bodies(15));
+    // 3 slots of 200 ms finish 15 a second: less than one message in a read-ahead's 10 ms.
+    const c = consumer(q.url, async () => sleep(200), { concurrency: 3, maxMessages: 10 });
+    const seen = holding(c);
     c.start();
     assert.ok(await eventually(async () => (await sqs.depth(q.url)).visible === 0 && c.inFlight === 0));
-    assert.ok(peak <= 3, `held ${peak} messages with 3 slots`);
+    assert.ok(seen.peak <= 3, `held ${seen.peak} messages with 3 slots`);
+  });
+
+  it("reads ahead when its handlers are fast: whole batches, never more than one set of slots ahead", async () => {
+    const q = await sqs.queuePair(`ahead-${n++}`);
+    await sqs.send(q.url, bodies(1000));
+    // Slots that free one at a time, a few milliseconds apart, as real handlers do.
+    const c = consumer(q.url, async () => sleep(Math.random() * 5), { concurrency: 10, maxMessages: 10 });
+    const seen = holding(c);
+    c.start();
+    assert.ok(await eventually(async () => seen.received === 1000 && c.inFlight === 0 && c.waiting === 0));
+    assert.ok(seen.peak <= 20, `held ${seen.peak} messages with 10 slots`);
+    // Without read-ahead each freed slot asks on its own: about 3 messages a receive here. The
+    // first receives come before a finish rate is known; the last, from an emptying queue.
+    const steady = seen.batches.slice(Math.floor(seen.batches.length / 4), -5);
+    const mean = steady.reduce((a, k) => a + k, 0) / steady.length;
+    assert.ok(mean >= 7, `${mean.toFixed(1)} messages a receive`);
+  });
+
+  it("hands what it read ahead back to the queue the moment it stops, hidden no longer", async () => {
+    const q = await sqs.queuePair(`ahead-stop-${n++}`);
+    await sqs.send(q.url, bodies(300));
+    let done = 0;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    // Fast for 200 messages (so it reads ahead), then both slots hang.
+    const c = consumer(q.url, async () => (++done > 200 ? gate : undefined), { concurrency: 2, maxMessages: 10 });
+    c.start();
+    try {
+      assert.ok(await eventually(() => done >= 202 && c.inFlight === 2 && c.waiting > 0), "both slots hang with messages read ahead");
+      const waiting = c.waiting;
+      let released = 0;
+      c.on("released", () => released++);
+      c.stop();
+      assert.equal(c.waiting, 0);
+      // The two hung messages stay hidden; everything else not processed is visible again.
+      assert.ok(await eventually(async () => (await sqs.depth(q.url)).inFlight === 2), "only the two in the slots stay hidden");
+      assert.equal(released, waiting);
+    } finally {
+      open();
+    }
+    await c.drain(5_000);
+    assert.deepEqual(await sqs.depth(q.url), { visible: 300 - 202, inFlight: 0, delayed: 0 });
   });
 
   it("leaves a failed message to come back, and a poison one reaches the DLQ after exactly maxReceiveCount receives", async () => {
