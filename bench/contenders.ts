@@ -1,4 +1,3 @@
-import { setMaxListeners } from "node:events";
 import {
   DeleteMessageBatchCommand,
   DeleteMessageCommand,
@@ -134,13 +133,14 @@ function startSqsConsumer(s: ContenderSetup): { stop(): Promise<void> } {
 
 /**
  * The ceiling: nothing but SDK calls. Each loop receives, runs the handlers in parallel, and sends
- * the delete without waiting for it, so the next receive leaves at once.
+ * the delete without waiting for it, so the next receive leaves at once. A receive takes no
+ * per-call options (an abort signal would make the SDK resolve its middleware for every call, and
+ * lose the client's cache): at the stop, the loops' last long polls are abandoned to the client's
+ * destroy, which the bench does after counting what is left in the queue.
  */
 function startBareLoop(s: ContenderSetup): { stop(): Promise<void> } {
   const work = workloadHandler(s.workload);
-  const abort = new AbortController();
-  // Every loop's receive listens on this one signal: 100 listeners are intended, not a leak.
-  setMaxListeners(s.bare.loops + 10, abort.signal);
+  let stopped = false;
   const deletes = new Set<Promise<unknown>>();
   const del = (messages: Message[]) =>
     messages.length === 1
@@ -152,7 +152,7 @@ function startBareLoop(s: ContenderSetup): { stop(): Promise<void> } {
           }),
         );
   const loop = async () => {
-    while (!abort.signal.aborted) {
+    while (!stopped) {
       let messages: Message[];
       try {
         const out = await s.sqs.send(
@@ -161,14 +161,14 @@ function startBareLoop(s: ContenderSetup): { stop(): Promise<void> } {
             MaxNumberOfMessages: s.bare.perReceive,
             WaitTimeSeconds: s.waitTimeSeconds,
           }),
-          { abortSignal: abort.signal },
         );
         messages = out.Messages ?? [];
       } catch (e) {
-        if (abort.signal.aborted) return;
+        if (stopped) return;
         s.onError(e as Error, "ReceiveMessage");
         continue;
       }
+      if (stopped) return;
       if (messages.length === 0) continue;
       await Promise.all(messages.map((m) => s.handle(m, work)));
       const d: Promise<unknown> = del(messages)
@@ -177,11 +177,10 @@ function startBareLoop(s: ContenderSetup): { stop(): Promise<void> } {
       deletes.add(d);
     }
   };
-  const loops = Array.from({ length: s.bare.loops }, loop);
+  for (let i = 0; i < s.bare.loops; i++) void loop();
   return {
     stop: async () => {
-      abort.abort();
-      await Promise.all(loops);
+      stopped = true;
       await Promise.all([...deletes]);
     },
   };

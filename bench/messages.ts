@@ -7,6 +7,7 @@ import {
   SendMessageBatchCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
+import { workerSqsClient } from "../worker/sqs-client";
 
 export const REGION = "ap-northeast-1";
 export const CREDENTIALS = { accessKeyId: "bench", secretAccessKey: "bench" };
@@ -18,12 +19,13 @@ const BODY_BYTES = 256;
 const SEED = 20_240_601;
 
 /**
- * One client configuration for every contender. The socket cap is raised from the SDK's 50 so that
- * no contender (the 100-loop bare ceiling above all) is throttled by the HTTP agent instead of by
- * its own design.
+ * One client configuration for every contender: the worker's own (worker/sqs-client.ts), so that
+ * no contender gains or loses by how its SDK client is set up. The socket cap is raised from the
+ * SDK's 50 so that no contender (the 100-loop bare ceiling above all) is throttled by the HTTP
+ * agent instead of by its own design.
  */
 export function sqsClient(endpoint: string): SQSClient {
-  return new SQSClient({
+  return workerSqsClient({
     region: REGION,
     endpoint,
     credentials: CREDENTIALS,

@@ -173,7 +173,7 @@ export function formatReport(report: BenchReport): string {
     out.push("                  a WORKER_HANDLER module in the worker's handler threads (min(in flight, CPUs) of them), as in production");
     out.push("  sqs-consumer    batchSize 10, one instance per 10 in flight on one client (v14 has no concurrency option)");
     for (const o of report.scenarios) out.push(`  bare (${o.scenario.id})`.padEnd(18) + o.scenario.bareNote);
-    out.push("  all             one SQSClient config (keep-alive, 256 sockets), WaitTimeSeconds 20, VisibilityTimeout 300", "");
+    out.push("  all             the worker's SQSClient config (cacheMiddleware; keep-alive, 256 sockets), WaitTimeSeconds 20, VisibilityTimeout 300", "");
   }
 
   if (report.app) out.push(...appLines(report.app), "");

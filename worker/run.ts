@@ -1,4 +1,3 @@
-import { SQSClient } from "@aws-sdk/client-sqs";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { AppPool } from "./app-pool";
@@ -10,6 +9,7 @@ import { InstanceMetadata, LifecycleAction, ScaleInWatcher } from "./lifecycle";
 import { createLogger, Logger } from "./log";
 import { MetricsPublisher } from "./metrics";
 import { Recycler } from "./recycler";
+import { workerSqsClient } from "./sqs-client";
 import { HandlerFailed, HandlerRuntime } from "./runtime";
 import { readSettings, WorkerConfigError, WorkerSettings } from "./settings";
 
@@ -96,7 +96,7 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
   }
 
   const aws = { region: settings.region ?? "us-east-1", credentials: staticCredentials(env) };
-  const sqs = new SQSClient({ ...aws, endpoint: settings.endpoint });
+  const sqs = workerSqsClient({ ...aws, endpoint: settings.endpoint });
   const consumer = new Consumer({
     sqs,
     queueUrl: settings.queueUrl,
