@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
 import { isAlive } from "../local/control-state";
 import { buildWorkerBundle } from "../worker/build";
+import { WORKER_NODE_FLAGS } from "../worker/contract";
 import { track } from "./children";
 import { CREDENTIALS, REGION } from "./messages";
 
@@ -44,7 +45,7 @@ export interface BundleWorker {
 export function startBundleWorker(bundle: string, env: Record<string, string>): BundleWorker {
   let output = "";
   const child = track(
-    spawn(process.execPath, [bundle, "run"], {
+    spawn(process.execPath, [...WORKER_NODE_FLAGS, bundle, "run"], {
       env: {
         PATH: process.env.PATH,
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",

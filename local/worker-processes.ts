@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import * as path from "node:path";
 import * as readline from "node:readline";
-import { EXIT } from "../worker/contract";
+import { EXIT, WORKER_NODE_FLAGS } from "../worker/contract";
 
 /** The worker as a checkout runs it (`npx kiln-worker`): its sources through tsx, no build needed. */
 export const WORKER_BIN = path.resolve(__dirname, "..", "bin", "kiln-worker.js");
@@ -140,7 +140,7 @@ export class WorkerProcesses extends EventEmitter<WorkerProcessesEvents> {
   }
 
   private start(id: string, existing?: Worker): void {
-    const argv = this.o.argv ?? [process.execPath, WORKER_BIN, "run"];
+    const argv = this.o.argv ?? [process.execPath, ...WORKER_NODE_FLAGS, WORKER_BIN, "run"];
     const child = spawn(argv[0], argv.slice(1), {
       env: this.o.env,
       stdio: ["ignore", "pipe", "pipe"],

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
-import { EXIT, INSTALL, INSTANCE_ENV_FILE, WORKER_DEFAULTS, WORKER_ENV_FILE } from "../../../worker/contract";
+import { EXIT, INSTALL, INSTANCE_ENV_FILE, WORKER_DEFAULTS, WORKER_ENV_FILE, WORKER_NODE_FLAGS } from "../../../worker/contract";
 import { list, readUnit, seconds, setting } from "./unit-file";
 
 const worker = readUnit("kiln-worker.service");
@@ -46,7 +46,8 @@ describe("kiln-worker.service's restart policy", () => {
 
 describe("how the three units fit together and with the contract", () => {
   it("run the bundle INSTALL names, with the right command each", () => {
-    assert.equal(setting(worker, "Service", "ExecStart"), bundle("run"));
+    // The worker alone runs with the flags that keep its memory flat (WORKER_NODE_FLAGS).
+    assert.equal(setting(worker, "Service", "ExecStart"), `${INSTALL.node} ${WORKER_NODE_FLAGS.join(" ")} ${path.posix.join(INSTALL.bundleDir, "kiln-worker.js")} run`);
     assert.equal(setting(env, "Service", "ExecStart"), bundle("env"));
     assert.equal(setting(failed, "Service", "ExecStart"), bundle("report-failure"));
     assert.equal(setting(worker, "Service", "User"), INSTALL.user);
