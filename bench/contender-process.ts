@@ -16,13 +16,19 @@ export interface ContenderJob {
   waitTimeSeconds: number;
   endpoint: string;
   queueUrl: string;
+  /** Timed messages, after `warmup` untimed ones: the queue holds both. */
   messages: number;
+  /**
+   * Messages handled before the clock starts: a worker runs for hours, so what counts is its
+   * steady state, not how fast a cold process's JIT and the consumer's read-ahead warm up.
+   */
+  warmup: number;
   /** Give up when no delete has been acknowledged for this long. */
   stallTimeoutMs: number;
 }
 
 export interface ContenderResult {
-  /** From the contender's start until the last message's delete was acknowledged. */
+  /** From the warm-up's last delete (or the start) until the last message's delete was acknowledged. */
   ms: number;
   messagesPerSecond: number;
   deleted: number;
@@ -67,6 +73,12 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
   let received = 0;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
+  const total = job.warmup + job.messages;
+  /** Counters when the clock started: the result counts only what came after. */
+  let clock: { t: number; cpu: NodeJS.CpuUsage; deleted: number; received: number; handled: number; handlerMs: number; requests: Record<string, number> } | undefined;
+  const startClock = () => {
+    clock = { t: performance.now(), cpu: process.cpuUsage(), deleted, received, handled, handlerMs, requests: { ...requests } };
+  };
 
   // Counting acknowledged deletes in the client itself ends every contender's clock at the same
   // event, whether it deletes one by one, in batches, or through a batcher with a linger.
@@ -78,7 +90,8 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
       if (command === "DeleteMessageCommand") deleted += 1;
       if (command === "DeleteMessageBatchCommand") deleted += (result.output as DeleteMessageBatchResult).Successful?.length ?? 0;
       if (command === "ReceiveMessageCommand") received += (result.output as ReceiveMessageResult).Messages?.length ?? 0;
-      if (deleted >= job.messages) finish();
+      if (!clock && job.warmup > 0 && deleted >= job.warmup) startClock();
+      if (deleted >= total) finish();
       return result;
     },
     { step: "initialize", name: "benchCountRequests" },
@@ -95,7 +108,7 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
     );
   }
 
-  const seen = new Uint8Array(job.messages);
+  const seen = new Uint8Array(total);
   let handled = 0;
   let duplicates = 0;
   let handlerMs = 0;
@@ -105,7 +118,7 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
 
   // Warms the client (credentials, connection) outside the clock, equally for every contender.
   const before = await remaining(sqs, job.queueUrl);
-  if (before !== job.messages) throw new Error(`queue holds ${before} messages, expected ${job.messages}`);
+  if (before !== total) throw new Error(`queue holds ${before} messages, expected ${total}`);
   for (const k of Object.keys(requests)) delete requests[k];
 
   const contender = await prepareContender(job.contender, {
@@ -130,8 +143,7 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
     },
   });
 
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
+  if (job.warmup === 0) startClock();
   contender.start();
 
   let stalled = false;
@@ -145,8 +157,12 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
     }
   }, 250);
   await finished;
-  const ms = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
+  // A stall during the warm-up leaves the clock unstarted: the run is reported as stalled anyway.
+  clock ??= { t: performance.now(), cpu: process.cpuUsage(), deleted, received, handled, handlerMs, requests: { ...requests } };
+  const ms = performance.now() - clock.t;
+  const cpu = process.cpuUsage(clock.cpu);
+  const timed = { deleted: Math.min(deleted, total) - clock.deleted, handled: handled - clock.handled };
+  const timedRequests = Object.fromEntries(Object.entries(requests).map(([k, v]) => [k, v - (clock!.requests[k] ?? 0)]));
   const rssMb = process.memoryUsage.rss() / 2 ** 20;
   clearInterval(watchdog);
   stopping = true;
@@ -155,7 +171,7 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
   sqs.destroy();
   return {
     ms,
-    messagesPerSecond: (Math.min(deleted, job.messages) / ms) * 1000,
+    messagesPerSecond: (timed.deleted / ms) * 1000,
     deleted,
     handled,
     duplicates,
@@ -163,10 +179,10 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
     stalled,
     errors,
     firstErrors,
-    requests,
-    messagesPerReceive: received / Math.max(1, requests.ReceiveMessageCommand ?? 0),
-    cpuUsPerMessage: (cpu.user + cpu.system) / Math.max(1, handled),
-    meanHandlerMs: handlerMs / Math.max(1, handled),
+    requests: timedRequests,
+    messagesPerReceive: (received - clock.received) / Math.max(1, timedRequests.ReceiveMessageCommand ?? 0),
+    cpuUsPerMessage: (cpu.user + cpu.system) / Math.max(1, timed.handled),
+    meanHandlerMs: (handlerMs - clock.handlerMs) / Math.max(1, timed.handled),
     rssMb,
   };
 }

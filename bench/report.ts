@@ -11,6 +11,8 @@ export const RSS_GROWTH_LIMIT_PCT = 10;
 export interface ScenarioOutcome {
   scenario: Scenario;
   messages: number;
+  /** Untimed messages each run handles first. */
+  warmup: number;
   /** The median run of each contender. */
   results: Partial<Record<ContenderName, ContenderResult>>;
   /** msg/s of every run, in the order they ran. */
@@ -107,7 +109,7 @@ export function formatReport(report: BenchReport): string {
   out.push(
     `kiln bench${report.quick ? " (--quick)" : ""}: node ${e.node}, ${e.cpus} CPUs (${e.cpuModel}), ${e.platform}; fauxqs ${e.fauxqs} in its own process; sqs-consumer ${e.sqsConsumer}`,
   );
-  const counts = report.scenarios.map((o) => `${o.scenario.id} ${num(o.messages)}`);
+  const counts = report.scenarios.map((o) => `${o.scenario.id} ${num(o.messages)}${o.warmup ? ` (+${num(o.warmup)} warm-up)` : ""}`);
   if (report.rss) counts.push(`rss ${num(report.rss.messages)} (+${num(report.rss.warmup)} warm-up)`);
   out.push(`messages: ${counts.join(" · ")}`);
   if (e.latencyMs) out.push(`latency: every contender request waits ${e.latencyMs} ms before it is sent (--latency), like a round trip to real SQS`);
@@ -137,7 +139,7 @@ export function formatReport(report: BenchReport): string {
     for (const o of report.scenarios) {
       const s = o.scenario;
       const reps = Math.max(...CONTENDERS.map((c) => o.runs[c]?.length ?? 0));
-    out.push(`${s.id}: ${s.title}, ${num(o.messages)} messages${reps > 1 ? `, median of ${reps} interleaved runs each` : ""}`);
+    out.push(`${s.id}: ${s.title}, ${num(o.messages)} messages after ${num(o.warmup)} untimed${reps > 1 ? `, median of ${reps} interleaved runs each` : ""}`);
       if (s.idealMessagesPerSecond && o.results.kiln) {
         const k = o.results.kiln;
         out.push(
@@ -168,7 +170,7 @@ export function formatReport(report: BenchReport): string {
     }
     out.push("");
     out.push("how each ran (one fresh process per contender, a fresh queue filled with the same bodies, fill not timed;");
-    out.push("  the clock runs from start until the Nth delete is acknowledged, counted by a middleware on the SQS client):");
+    out.push("  the clock runs from the warm-up's last delete until the last one is acknowledged, counted by a middleware on the SQS client):");
     out.push("  kiln            worker/consumer.ts Consumer, concurrency = in flight, maxMessages 10, the worker's defaults; the workload");
     out.push("                  a WORKER_HANDLER module in the worker's handler threads (min(in flight, CPUs) of them), as in production");
     out.push("  sqs-consumer    batchSize 10, one instance per 10 in flight on one client (v14 has no concurrency option)");
@@ -212,6 +214,7 @@ export function jsonReport(report: BenchReport): object {
       title: o.scenario.title,
       inFlight: o.scenario.inFlight,
       messages: o.messages,
+      warmup: o.warmup,
       idealMessagesPerSecond: o.scenario.idealMessagesPerSecond ?? null,
       bare: o.scenario.bare,
       results: o.results,

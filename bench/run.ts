@@ -104,8 +104,9 @@ async function main(): Promise<number> {
   /** One contender on a fresh queue; a failure is returned as its message so the others still run. */
   const runOnce = async (id: ScenarioId, contender: ContenderName, messages: number, rep: string): Promise<ContenderResult | string> => {
     const scenario = SCENARIOS[id];
+    const warmup = scenario.warmup[size];
     const t = performance.now();
-    const queueUrl = await filledQueue(sqs, `${id}-${contender}`, messages);
+    const queueUrl = await filledQueue(sqs, `${id}-${contender}`, warmup + messages);
     const fillS = (performance.now() - t) / 1000;
     try {
       const r = await runContenderProcess({
@@ -117,6 +118,7 @@ async function main(): Promise<number> {
         endpoint: server.endpoint,
         queueUrl,
         messages,
+        warmup,
         stallTimeoutMs: 30_000,
       });
       log(
@@ -135,7 +137,7 @@ async function main(): Promise<number> {
   try {
     for (const id of SCENARIO_IDS.filter(selected) as ScenarioId[]) {
       const scenario = SCENARIOS[id];
-      const outcome: ScenarioOutcome = { scenario, messages: scenario.messages[size], results: {}, runs: {}, failures: {} };
+      const outcome: ScenarioOutcome = { scenario, messages: scenario.messages[size], warmup: scenario.warmup[size], results: {}, runs: {}, failures: {} };
       report.scenarios.push(outcome);
       const done: Partial<Record<ContenderName, ContenderResult[]>> = {};
       const repeats = scenario.repeats[size];

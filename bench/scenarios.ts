@@ -12,6 +12,8 @@ export interface Scenario {
   /** Handlers in flight, the same for every contender. */
   inFlight: number;
   messages: { full: number; quick: number };
+  /** Handled before the clock starts (the contender's JIT and read-ahead warm), the same for every contender. */
+  warmup: { full: number; quick: number };
   /**
    * Runs per contender, interleaved, the median reported: a CPU-bound run lasts seconds on two
    * shared cores, and one run alone swings by a third when anything else wakes up.
@@ -34,6 +36,7 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
     workload: "noop",
     inFlight: 10,
     messages: { full: 20_000, quick: 3_000 },
+    warmup: { full: 5_000, quick: 1_000 },
     repeats: { full: 3, quick: 1 },
     // kiln opens ceil(10 / 10) = 1 receive when busy; the ceiling gets the same one receive in flight.
     bare: { loops: 1, perReceive: 10 },
@@ -49,6 +52,7 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
     workload: "sleep",
     inFlight: 10,
     messages: { full: 2_000, quick: 400 },
+    warmup: { full: 200, quick: 50 },
     repeats: { full: 3, quick: 1 },
     // Batches of 10 would wait for their slowest sleep, as sqs-consumer does; one message per loop
     // refills a handler the moment it frees, which is the most any consumer can do.
@@ -68,6 +72,7 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
     workload: "sleep",
     inFlight: 100,
     messages: { full: 10_000, quick: 2_000 },
+    warmup: { full: 1_000, quick: 200 },
     repeats: { full: 3, quick: 1 },
     bare: { loops: 100, perReceive: 1 },
     // Two unbatched requests per message: near 2,000 msg/s the SDK's CPU per request, not the
