@@ -110,8 +110,8 @@ const RATE_WINDOW_MS = 100;
 /**
  * An SQS consumer that keeps `concurrency` handlers busy: a slot is refilled the moment it frees,
  * never after the slowest message of a batch. It receives for its free slots, and when busy, for
- * what its slots finish within about two round trips (the read-ahead above): nothing waits in this
- * process for a slot longer than that, so messages stay in the queue for other workers.
+ * what its slots finish within READ_AHEAD_MS (the read-ahead above): nothing waits in this process
+ * for a slot much longer than that, so messages stay in the queue for other workers.
  *
  * Stopping never cancels a receive: SQS goes on delivering into a request the client gave up on,
  * and those messages would stay hidden for the visibility timeout with a receive spent. Open

@@ -116,17 +116,17 @@ export const EXIT = {
   SCALED_IN: 79,
 } as const;
 
-/** Where the AMI puts things (ami/ installs them, systemd units point at them). */
 /**
  * Node flags `kiln-worker run` starts with, everywhere it runs (the unit, `npm run local`, the
  * bench). V8 grows each isolate's young generation (the main thread's and every handler thread's)
  * from 1 MiB towards 16 MiB semi-spaces as it sees a high allocation rate, so a worker's RSS rose by
  * a third over 100,000 messages with no leak: WORKER_MAX_RSS_MB would measure V8's sizing, not the
- * handler's memory. At 4 MiB the RSS stays within 5% from the first minutes; measured here, the
+ * handler's memory. At 4 MiB the RSS grows about 5% and then stays; measured here, the
  * throughput of a no-op handler did not drop (2 MiB cost 10%).
  */
 export const WORKER_NODE_FLAGS = ["--max-semi-space-size=4"] as const;
 
+/** Where the AMI puts things (ami/ installs them, systemd units point at them). */
 export const INSTALL = {
   /** The worker bundle (`npm run build:worker`): kiln-worker.js runs with plain node. */
   bundleDir: "/opt/kiln/worker",
