@@ -107,7 +107,25 @@ function* files(dirs: string[], skip: string[]): Generator<string> {
   }
 }
 
-/** Scans `dirs` with secretlint's recommended preset. */
+/**
+ * An AWS secret access key whose last character is `+`, `/` or `=`, quoted or not, with no word
+ * character after it: the preset's AWS rule ends its pattern with `\b`, which needs a word character
+ * on one side, so it misses these (2 in 64 real keys end so). Only that case is checked here; the preset reports
+ * the rest, so no key is reported twice.
+ */
+const AWS_SECRET_PRESET_MISSES = /["']?(?:AWS|aws|Aws)?_?(?:SECRET|secret|Secret)_?(?:ACCESS|access|Access)_?(?:KEY|key|Key)["']?\s*(?::|=>|=)\s*["']?([A-Za-z0-9/+=]{39}[/+=])["']?(?![\w/+=])/g;
+
+function presetMisses(content: string): { line: number; column: number }[] {
+  const out: { line: number; column: number }[] = [];
+  for (const m of content.matchAll(AWS_SECRET_PRESET_MISSES)) {
+    const at = (m.index ?? 0) + m[0].lastIndexOf(m[1]);
+    const before = content.slice(0, at);
+    out.push({ line: before.split("\n").length, column: at - before.lastIndexOf("\n") });
+  }
+  return out;
+}
+
+/** Scans `dirs` with secretlint's recommended preset, and the one AWS key shape it misses. */
 export async function scan(dirs: string[], opts: { ignores?: string[]; maxBytes?: number; skip?: string[] } = {}): Promise<ScanResult> {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   const ignores = opts.ignores ?? [];
@@ -135,13 +153,15 @@ export async function scan(dirs: string[], opts: { ignores?: string[]; maxBytes?
       continue;
     }
     result.scanned++;
+    const text = content.toString("utf8");
     const r = await lintSource({
-      source: { filePath: file, content: content.toString("utf8"), contentType: "text" },
+      source: { filePath: file, content: text, contentType: "text" },
       options: { config, maskSecrets: true },
     });
     for (const m of r.messages) {
       result.findings.push({ file, line: m.loc.start.line, column: m.loc.start.column + 1, rule: m.ruleId, messageId: m.messageId });
     }
+    for (const at of presetMisses(text)) result.findings.push({ file, ...at, rule: "kiln/aws-secret-key", messageId: "AWSSecretAccessKey" });
   }
   return result;
 }
