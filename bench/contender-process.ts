@@ -76,9 +76,7 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
   const total = job.warmup + job.messages;
   /** Counters when the clock started: the result counts only what came after. */
   let clock: { t: number; cpu: NodeJS.CpuUsage; deleted: number; received: number; handled: number; handlerMs: number; requests: Record<string, number> } | undefined;
-  const startClock = () => {
-    clock = { t: performance.now(), cpu: process.cpuUsage(), deleted, received, handled, handlerMs, requests: { ...requests } };
-  };
+  const startClock = () => (clock = { t: performance.now(), cpu: process.cpuUsage(), deleted, received, handled, handlerMs, requests: { ...requests } });
 
   // Counting acknowledged deletes in the client itself ends every contender's clock at the same
   // event, whether it deletes one by one, in batches, or through a batcher with a linger.
@@ -158,11 +156,11 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
   }, 250);
   await finished;
   // A stall during the warm-up leaves the clock unstarted: the run is reported as stalled anyway.
-  clock ??= { t: performance.now(), cpu: process.cpuUsage(), deleted, received, handled, handlerMs, requests: { ...requests } };
-  const ms = performance.now() - clock.t;
-  const cpu = process.cpuUsage(clock.cpu);
-  const timed = { deleted: Math.min(deleted, total) - clock.deleted, handled: handled - clock.handled };
-  const timedRequests = Object.fromEntries(Object.entries(requests).map(([k, v]) => [k, v - (clock!.requests[k] ?? 0)]));
+  const from = clock ?? startClock();
+  const ms = performance.now() - from.t;
+  const cpu = process.cpuUsage(from.cpu);
+  const timed = { deleted: Math.min(deleted, total) - from.deleted, handled: handled - from.handled };
+  const timedRequests = Object.fromEntries(Object.entries(requests).map(([k, v]) => [k, v - (from.requests[k] ?? 0)]));
   const rssMb = process.memoryUsage.rss() / 2 ** 20;
   clearInterval(watchdog);
   stopping = true;
@@ -180,9 +178,9 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
     errors,
     firstErrors,
     requests: timedRequests,
-    messagesPerReceive: (received - clock.received) / Math.max(1, timedRequests.ReceiveMessageCommand ?? 0),
+    messagesPerReceive: (received - from.received) / Math.max(1, timedRequests.ReceiveMessageCommand ?? 0),
     cpuUsPerMessage: (cpu.user + cpu.system) / Math.max(1, timed.handled),
-    meanHandlerMs: (handlerMs - clock.handlerMs) / Math.max(1, timed.handled),
+    meanHandlerMs: (handlerMs - from.handlerMs) / Math.max(1, timed.handled),
     rssMb,
   };
 }

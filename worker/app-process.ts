@@ -25,7 +25,6 @@ export interface AppProcessOptions {
 /** Characters of an answer other than 200 kept for the line that reports the failure. */
 const ANSWER_KEPT = 500;
 
-
 /**
  * One process of the app (WORKER_APP), in a process group of its own, listening on 127.0.0.1 on
  * the port kiln gave it in PORT, and fed one message at a time as sqsd would.

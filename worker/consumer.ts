@@ -324,11 +324,12 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       this.reserved -= n;
       n = 0;
       const slots = this.slots();
+      const visibleAt = began + this.o.visibilityTimeout * 1000;
       for (const m of messages) {
         // Received as a stop raced the poll: give it straight back rather than start it.
         if (!this.running) this.release(m);
-        else if (this.active.size < slots) this.begin(m, began + this.o.visibilityTimeout * 1000);
-        else this.ahead.push({ message: m, visibleAt: began + this.o.visibilityTimeout * 1000 });
+        else if (this.active.size < slots) this.begin(m, visibleAt);
+        else this.ahead.push({ message: m, visibleAt });
       }
       if (messages.length > 0) this.emptyStreak = 0;
       else if (Date.now() - began < 1_000) {

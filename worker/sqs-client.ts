@@ -7,7 +7,7 @@ import { SQSClient, SQSClientConfig } from "@aws-sdk/client-sqs";
  * embedded SQS, a ReceiveMessage of 10 costs about 15% less CPU, and a busy worker spends most of
  * its own CPU in the SDK. The bench gives every contender this same configuration.
  */
-export const WORKER_SQS_CONFIG = { cacheMiddleware: true } satisfies Partial<SQSClientConfig>;
+const WORKER_SQS_CONFIG = { cacheMiddleware: true } satisfies Partial<SQSClientConfig>;
 
 export function workerSqsClient(config: SQSClientConfig): SQSClient {
   return new SQSClient({ ...config, ...WORKER_SQS_CONFIG });

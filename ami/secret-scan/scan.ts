@@ -110,8 +110,8 @@ function* files(dirs: string[], skip: string[]): Generator<string> {
 /**
  * An AWS secret access key whose last character is `+`, `/` or `=`, quoted or not, with no word
  * character after it: the preset's AWS rule ends its pattern with `\b`, which needs a word character
- * on one side, so it misses these (2 in 64 real keys end so). Only that case is checked here; the preset reports
- * the rest, so no key is reported twice.
+ * on one side, so it misses these (2 in 64 real keys end so). Only that case is checked here; the
+ * preset reports the rest, so no key is reported twice.
  */
 const AWS_SECRET_PRESET_MISSES = /["']?(?:AWS|aws|Aws)?_?(?:SECRET|secret|Secret)_?(?:ACCESS|access|Access)_?(?:KEY|key|Key)["']?\s*(?::|=>|=)\s*["']?([A-Za-z0-9/+=]{39}[/+=])["']?(?![\w/+=])/g;
 

@@ -36,7 +36,6 @@ export function motoPython(): string {
   );
 }
 
-
 async function ready(endpoint: string, child: ChildProcess, output: () => string, deadlineMs: number): Promise<void> {
   const end = Date.now() + deadlineMs;
   while (Date.now() < end) {
