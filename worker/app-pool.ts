@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Message } from "@aws-sdk/client-sqs";
 import { AppProcess, AppProcessOptions } from "./app-process";
+import type { StopSignal } from "./consumer";
 import type { Logger } from "./log";
 import { checkProgram } from "./program";
 import { HandlerRuntime, RecycleUnit, RuntimeEvents, SlotWaiters } from "./runtime";
@@ -97,7 +98,7 @@ export class AppPool extends EventEmitter<RuntimeEvents> implements HandlerRunti
     if (!slot.busy) void this.replace(slot, why, false);
   }
 
-  readonly process = async (message: Message, signal: AbortSignal): Promise<void> => {
+  readonly process = async (message: Message, signal: StopSignal): Promise<void> => {
     let slot: Slot | undefined;
     while (!(slot = this.slots.find((s) => s.ready && !s.busy && !s.proc!.retiring))) await this.waiters.wait(signal);
     const proc = slot.proc!;

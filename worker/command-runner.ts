@@ -1,7 +1,7 @@
 import { ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import type { Message } from "@aws-sdk/client-sqs";
-import { ReleaseMessage } from "./consumer";
+import { ReleaseMessage, type StopSignal } from "./consumer";
 import type { Logger } from "./log";
 import { HandlerOutput, outputEnded } from "./output";
 import { signalGroup, stopGroup } from "./process-group";
@@ -75,7 +75,7 @@ export class CommandRunner extends EventEmitter<RuntimeEvents> implements Handle
     await Promise.all([...this.running].map((c) => stopGroup(c, 0)));
   }
 
-  readonly process = (message: Message, signal: AbortSignal): Promise<void> =>
+  readonly process = (message: Message, signal: StopSignal): Promise<void> =>
     new Promise<void>((resolve, reject) => {
       const child = spawn("/bin/sh", ["-c", this.o.command], {
         detached: true,

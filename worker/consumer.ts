@@ -11,11 +11,48 @@ import { Batcher } from "./batcher";
 import { retryDelay } from "./settings";
 
 /**
+ * What a processor is told to stop with: the part of AbortSignal the runtimes use, so that an
+ * AbortSignal is one too. The consumer's own costs nothing until it fires, where an AbortController
+ * costs about 6 µs to make on Node 20: a tenth of what kiln spends on a no-op message besides SDK calls.
+ */
+export interface StopSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
+/** A message's StopSignal, fired at its processing timeout or a drain's end. */
+class MessageStop implements StopSignal {
+  aborted = false;
+  reason: unknown;
+  private listeners?: (() => void)[];
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    // As an AbortSignal does: a listener added after the abort is never called.
+    if (!this.aborted) (this.listeners ??= []).push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    this.listeners = this.listeners?.filter((l) => l !== listener);
+  }
+
+  abort(reason: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listeners = this.listeners ?? [];
+    this.listeners = undefined;
+    for (const l of listeners) l();
+  }
+}
+
+/**
  * Runs one message; rejects to fail it. `signal` aborts at the processing timeout or a drain's end.
  * The consumer holds the message's slot (and keeps it hidden) until the returned promise settles,
  * so a processor must settle once its work has really stopped, not merely when it was asked to.
  */
-export type Processor = (message: Message, signal: AbortSignal) => Promise<void>;
+export type Processor = (message: Message, signal: StopSignal) => Promise<void>;
 
 export interface ConsumerOptions {
   sqs: SQSClient;
@@ -77,7 +114,7 @@ interface Held {
 }
 
 interface InFlight extends Held {
-  abort: AbortController;
+  stop: MessageStop;
 }
 
 export interface ConsumerEvents {
@@ -208,7 +245,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   /** Ends the drain's wait now: every in-flight message is aborted and goes back to the queue. */
   hurry(why: string): void {
     this.stop();
-    for (const f of this.active.values()) f.abort.abort(new DrainTimeout(why));
+    for (const f of this.active.values()) f.stop.abort(new DrainTimeout(why));
   }
 
   /**
@@ -223,7 +260,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     const count = () => released++;
     this.on("released", count);
     const timer = setTimeout(() => {
-      for (const f of this.active.values()) f.abort.abort(new DrainTimeout());
+      for (const f of this.active.values()) f.stop.abort(new DrainTimeout());
     }, timeoutMs);
     while (this.active.size > 0 || this.polls > 0) await new Promise<void>((resolve) => (this.quiet = resolve));
     clearTimeout(timer);
@@ -353,19 +390,19 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   private begin(message: Message, visibleAt: number): void {
     // A receipt handle is unique per receive, even when SQS delivers the same message twice.
     const id = message.ReceiptHandle ?? message.MessageId ?? String(Math.random());
-    const abort = new AbortController();
+    const stop = new MessageStop();
     const started = Date.now();
-    this.active.set(id, { message, abort, visibleAt });
-    const timer = setTimeout(() => abort.abort(new ProcessingTimeout(this.o.processingTimeoutMs)), this.o.processingTimeoutMs);
+    this.active.set(id, { message, stop, visibleAt });
+    const timer = setTimeout(() => stop.abort(new ProcessingTimeout(this.o.processingTimeoutMs)), this.o.processingTimeoutMs);
 
     // The slot stays taken, and the message hidden, until the processor has really stopped: a
     // handler that ignores its signal must not run beside the next message in its slot.
     Promise.resolve()
-      .then(() => this.o.process(message, abort.signal))
+      .then(() => this.o.process(message, stop))
       .then(
         () => this.succeed(message, Date.now() - started),
         (e: Error) => {
-          const reason = abort.signal.aborted ? (abort.signal.reason as Error) : e;
+          const reason = stop.aborted ? (stop.reason as Error) : e;
           if (reason instanceof DrainTimeout || e instanceof ReleaseMessage) this.release(message);
           else this.fail(message, reason);
         },

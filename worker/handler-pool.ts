@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import type { Message } from "@aws-sdk/client-sqs";
-import { ProcessingTimeout, ReleaseMessage } from "./consumer";
+import { ProcessingTimeout, ReleaseMessage, type StopSignal } from "./consumer";
 import type { FromThread, ThreadError, ToThread } from "./handler-protocol";
 import type { Logger } from "./log";
 import { HandlerOutput } from "./output";
@@ -182,13 +182,13 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     return [];
   }
 
-  readonly process = async (message: Message, signal: AbortSignal): Promise<void> => {
+  readonly process = async (message: Message, signal: StopSignal): Promise<void> => {
     let thread: HandlerThread | undefined;
     while (!(thread = this.pick())) await this.waiters.wait(signal);
     return this.run(thread, message, signal);
   };
 
-  private run(thread: HandlerThread, message: Message, signal: AbortSignal): Promise<void> {
+  private run(thread: HandlerThread, message: Message, signal: StopSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const job: Job = { id: this.nextId++, message, resolve, reject };
       thread.jobs.set(job.id, job);

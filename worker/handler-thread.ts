@@ -12,8 +12,28 @@ import type { FromThread, ThreadError, ToThread } from "./handler-protocol";
 
 type Handle = (message: Message, ctx: { signal: AbortSignal }) => unknown;
 
+/**
+ * A running message's stop: its AbortSignal is made only when the handler asks for it (an
+ * AbortController costs about 6 µs on Node 20, more than a no-op handler's whole run here).
+ */
+class Running {
+  private controller?: AbortController;
+  private reason?: Error;
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.reason && !this.controller.signal.aborted) this.controller.abort(this.reason);
+    return this.controller.signal;
+  }
+
+  abort(reason: Error): void {
+    this.reason ??= reason;
+    this.controller?.abort(reason);
+  }
+}
+
 const port = parentPort!;
-const running = new Map<number, AbortController>();
+const running = new Map<number, Running>();
 let outbox: Extract<FromThread, { t: "results" }>["results"] = [];
 let flushScheduled = false;
 let heapReportedAt = 0;
@@ -66,10 +86,15 @@ async function load(modulePath: string): Promise<Handle> {
 }
 
 function run(handle: Handle, id: number, message: Message): void {
-  const abort = new AbortController();
-  running.set(id, abort);
+  const stop = new Running();
+  running.set(id, stop);
+  const ctx = {
+    get signal() {
+      return stop.signal;
+    },
+  };
   Promise.resolve()
-    .then(() => handle(message, { signal: abort.signal }))
+    .then(() => handle(message, ctx))
     .then(
       () => report({ id, ok: true }),
       (e: unknown) => report({ id, ok: false, error: describe(e) }),

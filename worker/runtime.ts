@@ -1,5 +1,5 @@
 import type { EventEmitter } from "node:events";
-import type { Processor } from "./consumer";
+import type { Processor, StopSignal } from "./consumer";
 import type { WorkerConfigError } from "./settings";
 
 /**
@@ -72,7 +72,7 @@ export class HandlerFailed extends Error {
 export class SlotWaiters {
   private waiters = new Set<() => void>();
 
-  wait(signal: AbortSignal): Promise<void> {
+  wait(signal: StopSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason as Error);
       const wake = () => {
