@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { EventLoopUtilization } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
 import type { Message } from "@aws-sdk/client-sqs";
 import { ProcessingTimeout, ReleaseMessage, type StopSignal } from "./consumer";
@@ -25,7 +26,7 @@ export interface HandlerPoolOptions {
 /**
  * Threads for MAX_WORKERS handlers: one a slot up to the machine's cores, so that a handler spinning
  * synchronously stops no other slot; past that, slots share threads (more threads than cores buy
- * nothing for CPU-bound handlers, and async ones share a thread well).
+ * nothing for CPU-bound handlers, and async ones share a thread well: see PACKING).
  */
 export function handlerThreads(maxWorkers: number, cpus = os.availableParallelism()): number {
   return Math.max(1, Math.min(maxWorkers, cpus));
@@ -33,6 +34,16 @@ export function handlerThreads(maxWorkers: number, cpus = os.availableParallelis
 
 /** A thread that does not answer a ping this fast is blocked by a synchronous handler. */
 const PING_TIMEOUT_MS = 250;
+
+/**
+ * Where slots share threads, messages pack into one thread while the handlers' threads are mostly
+ * idle (async handlers waiting on I/O), and spread evenly over the threads once they are busy
+ * (handlers that compute). Every post to a sleeping thread, and every answer back, wakes a thread:
+ * a receive's batch in one thread costs one wake-up each way instead of one per thread, the largest
+ * cost kiln adds to a cheap handler. `load` is the threads' event-loop utilisation summed (in cores),
+ * measured every `windowMs`; the gap between the thresholds keeps the mode from flapping.
+ */
+const PACKING = { packBelow: 0.3, spreadAbove: 0.6, windowMs: 100 };
 
 interface Job {
   id: number;
@@ -76,6 +87,7 @@ class HandlerThread implements RecycleUnit {
   pong?: () => void;
   private outbox: ToThread[] = [];
   private flushScheduled = false;
+  private utilizationMark?: EventLoopUtilization;
 
   constructor(
     readonly index: number,
@@ -103,6 +115,14 @@ class HandlerThread implements RecycleUnit {
 
   memoryBytes(): number {
     return this.heapBytes;
+  }
+
+  /** How busy its event loop was (0 to 1) since the last time this was asked. */
+  utilization(): number {
+    const now = this.worker.performance.eventLoopUtilization();
+    const since = this.utilizationMark ? this.worker.performance.eventLoopUtilization(now, this.utilizationMark).utilization : 0;
+    this.utilizationMark = now;
+    return since;
   }
 
   /** Posts made in the same turn travel as one message. */
@@ -149,6 +169,8 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
   /** Consecutive thread deaths without a finished message: replacements wait longer each time. */
   private crashes = 0;
   private readonly waiters = new SlotWaiters();
+  private packing = true;
+  private loadMeasuredAt = 0;
 
   constructor(private readonly o: HandlerPoolOptions) {
     super();
@@ -213,13 +235,29 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     await Promise.all(this.threads.map((t) => this.end(t, new ReleaseMessage("the worker stopped"))));
   }
 
+  /** The thread for a message: the busiest with room while packing, else the least busy under its share. */
   private pick(): HandlerThread | undefined {
+    const pack = this.shouldPack();
     let best: HandlerThread | undefined;
     for (const t of this.threads) {
-      if (!t.ready || t.retiring || t.jobs.size >= this.perThread) continue;
-      if (!best || t.jobs.size < best.jobs.size) best = t;
+      if (!t.ready || t.retiring || t.jobs.size >= (pack ? this.o.maxWorkers : this.perThread)) continue;
+      if (!best || (pack ? t.jobs.size > best.jobs.size : t.jobs.size < best.jobs.size)) best = t;
     }
     return best;
+  }
+
+  /** Whether messages pack into one thread now (PACKING). Never where each slot has a thread of its own. */
+  private shouldPack(): boolean {
+    if (this.perThread === 1) return false;
+    const now = Date.now();
+    if (now - this.loadMeasuredAt >= PACKING.windowMs) {
+      this.loadMeasuredAt = now;
+      let load = 0;
+      for (const t of this.threads) if (t.ready && !t.gone) load += t.utilization();
+      if (load > PACKING.spreadAbove) this.packing = false;
+      else if (load < PACKING.packBelow) this.packing = true;
+    }
+    return this.packing;
   }
 
   private abort(thread: HandlerThread, job: Job, reason: Error): void {
