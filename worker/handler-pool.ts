@@ -339,21 +339,27 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
         return;
       case "results":
         if (m.heapBytes !== undefined) thread.heapBytes = m.heapBytes;
-        for (const r of m.results) {
-          const job = thread.jobs.get(r.id);
+        for (const id of m.done) {
+          const job = this.settled(thread, id);
           if (!job) continue;
-          thread.jobs.delete(r.id);
-          clearTimeout(job.graceTimer);
-          thread.handled++;
-          if (r.ok) {
-            this.crashes = 0;
-            job.resolve();
-          } else job.reject(asError(r.error));
+          this.crashes = 0;
+          job.resolve();
         }
+        for (const f of m.failed) this.settled(thread, f.id)?.reject(asError(f.error));
         thread.onSettled?.();
         this.waiters.notify();
         return;
     }
+  }
+
+  /** A message of the thread's that finished: its job, unless it had already been given up on. */
+  private settled(thread: HandlerThread, id: number): Job | undefined {
+    const job = thread.jobs.get(id);
+    if (!job) return undefined;
+    thread.jobs.delete(id);
+    clearTimeout(job.graceTimer);
+    thread.handled++;
+    return job;
   }
 
   /**

@@ -16,6 +16,7 @@ export type ToThread =
 export type FromThread =
   | { t: "ready" }
   | { t: "load-error"; error: ThreadError }
-  | { t: "results"; results: ({ id: number; ok: true } | { id: number; ok: false; error: ThreadError })[]; heapBytes?: number }
+  /** Messages that finished: the ids of those that succeeded, and those that failed with why. */
+  | { t: "results"; done: number[]; failed: { id: number; error: ThreadError }[]; heapBytes?: number }
   | { t: "warn"; msg: string; error: ThreadError }
   | { t: "pong" };

@@ -13,28 +13,32 @@ import type { FromThread, ThreadError, ToThread } from "./handler-protocol";
 type Handle = (message: Message, ctx: { signal: AbortSignal }) => unknown;
 
 /**
- * A running message's stop: its AbortSignal is made only when the handler asks for it (an
- * AbortController costs about 6 µs on Node 20, more than a no-op handler's whole run here).
+ * A running message's context, handed to the handler as `ctx`: its AbortSignal is made only when
+ * the handler asks for it (an AbortController costs about 6 µs on Node 20, more than a no-op
+ * handler's whole run here).
  */
-class Running {
-  private controller?: AbortController;
-  private reason?: Error;
+class Context {
+  #controller?: AbortController;
+  #reason?: Error;
 
   get signal(): AbortSignal {
-    this.controller ??= new AbortController();
-    if (this.reason && !this.controller.signal.aborted) this.controller.abort(this.reason);
-    return this.controller.signal;
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#reason) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
   }
 
-  abort(reason: Error): void {
-    this.reason ??= reason;
-    this.controller?.abort(reason);
+  static abort(ctx: Context, reason: Error): void {
+    ctx.#reason ??= reason;
+    ctx.#controller?.abort(reason);
   }
 }
 
 const port = parentPort!;
-const running = new Map<number, Running>();
-let outbox: Extract<FromThread, { t: "results" }>["results"] = [];
+const running = new Map<number, Context>();
+let done: number[] = [];
+let failed: { id: number; error: ThreadError }[] = [];
 let flushScheduled = false;
 let heapReportedAt = 0;
 
@@ -52,8 +56,7 @@ function post(m: FromThread): void {
 }
 
 /** Outcomes finished in the same turn go back as one message: one hop per turn, not per message. */
-function report(result: (typeof outbox)[number]): void {
-  outbox.push(result);
+function scheduleFlush(): void {
   if (flushScheduled) return;
   flushScheduled = true;
   setImmediate(() => {
@@ -63,9 +66,22 @@ function report(result: (typeof outbox)[number]): void {
     // JavaScript heap and the buffers it holds outside it (this thread's own, not the process's).
     const heapBytes = now - heapReportedAt > 100 ? threadMemory() : undefined;
     if (heapBytes !== undefined) heapReportedAt = now;
-    post({ t: "results", results: outbox, heapBytes });
-    outbox = [];
+    post({ t: "results", done, failed, heapBytes });
+    done = [];
+    failed = [];
   });
+}
+
+function succeeded(id: number): void {
+  running.delete(id);
+  done.push(id);
+  scheduleFlush();
+}
+
+function threw(id: number, e: unknown): void {
+  running.delete(id);
+  failed.push({ id, error: describe(e) });
+  scheduleFlush();
 }
 
 async function load(modulePath: string): Promise<Handle> {
@@ -86,20 +102,22 @@ async function load(modulePath: string): Promise<Handle> {
 }
 
 function run(handle: Handle, id: number, message: Message): void {
-  const stop = new Running();
-  running.set(id, stop);
-  const ctx = {
-    get signal() {
-      return stop.signal;
-    },
-  };
-  Promise.resolve()
-    .then(() => handle(message, ctx))
-    .then(
-      () => report({ id, ok: true }),
-      (e: unknown) => report({ id, ok: false, error: describe(e) }),
-    )
-    .finally(() => running.delete(id));
+  const ctx = new Context();
+  running.set(id, ctx);
+  let result: unknown;
+  let thenable: boolean;
+  try {
+    result = handle(message, ctx);
+    // Any thenable is awaited as a promise would be (reading its `then` may throw too).
+    thenable = result instanceof Promise || (result != null && typeof (result as PromiseLike<unknown>).then === "function");
+  } catch (e) {
+    return threw(id, e);
+  }
+  if (!thenable) return succeeded(id);
+  Promise.resolve(result).then(
+    () => succeeded(id),
+    (e: unknown) => threw(id, e),
+  );
 }
 
 async function main(): Promise<void> {
@@ -118,7 +136,8 @@ async function main(): Promise<void> {
     else if (m.t === "ping") post({ t: "pong" });
     else if (m.t === "abort") {
       const reason = Object.assign(new Error(m.reason.message), { name: m.reason.name });
-      running.get(m.id)?.abort(reason);
+      const ctx = running.get(m.id);
+      if (ctx) Context.abort(ctx, reason);
     }
   });
   post({ t: "ready" });
