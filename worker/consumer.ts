@@ -397,24 +397,38 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
 
     // The slot stays taken, and the message hidden, until the processor has really stopped: a
     // handler that ignores its signal must not run beside the next message in its slot.
-    Promise.resolve()
-      .then(() => this.o.process(message, stop))
-      .then(
-        () => this.succeed(message, Date.now() - started),
-        (e: Error) => {
+    const done = () => {
+      clearTimeout(timer);
+      this.active.delete(id);
+      this.finished++;
+      this.startAhead();
+      this.settle();
+      this.scheduleFill();
+    };
+    let processing: Promise<void>;
+    try {
+      processing = this.o.process(message, stop);
+    } catch (e) {
+      processing = Promise.reject(e as Error);
+    }
+    processing.then(
+      () => {
+        try {
+          this.succeed(message, Date.now() - started);
+        } finally {
+          done();
+        }
+      },
+      (e: Error) => {
+        try {
           const reason = stop.aborted ? (stop.reason as Error) : e;
           if (reason instanceof DrainTimeout || e instanceof ReleaseMessage) this.release(message);
           else this.fail(message, reason);
-        },
-      )
-      .finally(() => {
-        clearTimeout(timer);
-        this.active.delete(id);
-        this.finished++;
-        this.startAhead();
-        this.settle();
-        this.scheduleFill();
-      });
+        } finally {
+          done();
+        }
+      },
+    );
   }
 
   private succeed(message: Message, ms: number): void {

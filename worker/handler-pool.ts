@@ -204,11 +204,17 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     return [];
   }
 
-  readonly process = async (message: Message, signal: StopSignal): Promise<void> => {
+  readonly process = (message: Message, signal: StopSignal): Promise<void> => {
+    const thread = this.pick();
+    return thread ? this.run(thread, message, signal) : this.runWhenFree(message, signal);
+  };
+
+  /** No thread has room (one is being replaced): the message waits for one, or for its signal. */
+  private async runWhenFree(message: Message, signal: StopSignal): Promise<void> {
     let thread: HandlerThread | undefined;
     while (!(thread = this.pick())) await this.waiters.wait(signal);
     return this.run(thread, message, signal);
-  };
+  }
 
   private run(thread: HandlerThread, message: Message, signal: StopSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
