@@ -113,12 +113,13 @@ describe("the handler pool's threads (WORKER_HANDLER)", function () {
     await assert.rejects(p.process({ MessageId: "m", ReceiptHandle: "m", Body: "m" }, stop.signal), /saw ProcessingTimeout/);
   });
 
-  it("settles every shape a handler may return: nothing, a value, a throw, a promise, a thenable", async () => {
+  it("settles every shape a handler may return (nothing, a value, a throw, a promise, a thenable), and ctx spreads with its signal", async () => {
     const handler = path.join(dir, "shapes.js");
     fs.writeFileSync(
       handler,
-      `exports.handle = (message) => {
+      `exports.handle = (message, ctx) => {
         switch (message.Body) {
+          case "spread-ctx": return { ...ctx }.signal instanceof AbortSignal ? undefined : Promise.reject(new Error("no signal in { ...ctx }"));
           case "nothing": return undefined;
           case "value": return 42;
           case "throw": throw new Error("thrown at once");
@@ -134,10 +135,11 @@ describe("the handler pool's threads (WORKER_HANDLER)", function () {
     const { pool: p } = await pool({ maxWorkers: 10, threads: 2, modulePath: handler });
     const run = (body: string) => p.process({ MessageId: body, ReceiptHandle: body, Body: body }, new AbortController().signal);
     const outcomes = await Promise.allSettled(
-      ["nothing", "value", "throw", "throw-string", "resolve", "reject", "thenable", "thenable-fail", "throwing-then"].map(run),
+      ["spread-ctx", "nothing", "value", "throw", "throw-string", "resolve", "reject", "thenable", "thenable-fail", "throwing-then"].map(run),
     );
     const seen = outcomes.map((o) => (o.status === "fulfilled" ? "ok" : `${(o.reason as Error).name}: ${(o.reason as Error).message}`));
     assert.deepEqual(seen, [
+      "ok",
       "ok",
       "ok",
       "Error: thrown at once",
