@@ -114,7 +114,7 @@ function run(handle: Handle, id: number, message: Message): void {
   try {
     result = handle(message, ctx);
     // Any thenable is awaited as a promise would be (reading its `then` may throw too).
-    thenable = result instanceof Promise || (result != null && typeof (result as PromiseLike<unknown>).then === "function");
+    thenable = result != null && typeof (result as PromiseLike<unknown>).then === "function";
   } catch (e) {
     return threw(id, e);
   }
