@@ -3,18 +3,27 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
 import { isAlive } from "../local/control-state";
-import { buildWorkerBundle } from "../worker/build";
+import { build } from "esbuild";
+import { buildWorkerBundle, ROOT } from "../worker/build";
 import { WORKER_NODE_FLAGS } from "../worker/contract";
 import { track } from "./children";
 import { CREDENTIALS, REGION } from "./messages";
 
 const TMP_PREFIX = "kiln-bench-";
 
+export interface Bundles {
+  /** kiln-worker.js, as `npm run build:worker` makes it for the AMI. */
+  worker: string;
+  /** contender-process.js: the throughput contenders, bundled the same way (see buildContenderBundle). */
+  contenders: string;
+}
+
 /**
- * The worker bundle built into a directory of the bench's own (dist/worker belongs to
- * `npm run build:worker` and the tests), removed afterwards, even when the bench is stopped.
+ * The worker bundle and the contenders' bundle built into a directory of the bench's own
+ * (dist/worker belongs to `npm run build:worker` and the tests), removed afterwards, even when the
+ * bench is stopped.
  */
-export async function withBundle<T>(use: (bundle: string) => Promise<T>): Promise<T> {
+export async function withBundle<T>(use: (bundles: Bundles) => Promise<T>): Promise<T> {
   // A bench killed outright (SIGKILL, a closed terminal) leaves its bundle directory behind; the next run removes those whose bench is gone.
   for (const name of fs.readdirSync(os.tmpdir())) {
     const pid = new RegExp(`^${TMP_PREFIX}(\\d+)-`).exec(name)?.[1];
@@ -25,11 +34,36 @@ export async function withBundle<T>(use: (bundle: string) => Promise<T>): Promis
   const removeTmp = () => fs.rmSync(tmp, { recursive: true, force: true });
   process.once("exit", removeTmp);
   try {
-    return await use(await buildWorkerBundle(path.join(tmp, "worker")));
+    const worker = await buildWorkerBundle(path.join(tmp, "worker"));
+    const contenders = await buildContenderBundle(path.join(tmp, "contenders"));
+    return await use({ worker, contenders });
   } finally {
     process.removeListener("exit", removeTmp);
     removeTmp();
   }
+}
+
+/**
+ * bench/contender-process.ts (every contender: kiln's consumer and handler pool, sqs-consumer, the
+ * bare loop) bundled as worker/build.ts bundles the worker, with the handler thread's script beside
+ * it as in the worker's bundle. Measured from sources under tsx instead, kiln paid for a loader
+ * production does not have: tsx keeps function names by wrapping every closure kiln makes per
+ * message in a defineProperty call, a few microseconds a message the bundle never spends.
+ */
+async function buildContenderBundle(outDir: string): Promise<string> {
+  await build({
+    entryPoints: { "contender-process": path.join(ROOT, "bench", "contender-process.ts"), "handler-thread": path.join(ROOT, "worker", "handler-thread.ts") },
+    outdir: outDir,
+    bundle: true,
+    absWorkingDir: ROOT,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    logLevel: "warning",
+    // bench/children.ts names tsx's loader for the processes that do run from sources (the emulator).
+    external: ["tsx", "tsx/*"],
+  });
+  return path.join(outDir, "contender-process.js");
 }
 
 export interface BundleWorker {

@@ -1,7 +1,9 @@
 import { performance } from "node:perf_hooks";
 import type { DeleteMessageBatchResult, ReceiveMessageResult } from "@aws-sdk/client-sqs";
-import { forkTs, stopChild } from "./children";
-import { BareShape, ContenderName, prepareContender } from "./contenders";
+import { fork } from "node:child_process";
+import { WORKER_NODE_FLAGS } from "../worker/contract";
+import { stopChild, track } from "./children";
+import { BareShape, ContenderName, KILN_WORKLOAD, prepareContender } from "./contenders";
 import { indexOf, remaining, sqsClient, Workload } from "./messages";
 
 /**
@@ -27,6 +29,11 @@ export interface ContenderJob {
   stallTimeoutMs: number;
 }
 
+/** What the contender's process is sent: the job, and where kiln's handler module is (paths in a bundle are not its sources'). */
+interface ContenderOrder extends ContenderJob {
+  kilnWorkload: string;
+}
+
 export interface ContenderResult {
   /** From the warm-up's last delete (or the start) until the last message's delete was acknowledged. */
   ms: number;
@@ -50,14 +57,20 @@ export interface ContenderResult {
   rssMb: number;
 }
 
-export async function runContenderProcess(job: ContenderJob): Promise<ContenderResult> {
-  const child = forkTs(__filename);
+/**
+ * Runs one contender in a fresh process from `bundle` (bench/bundle-worker.ts), the way the worker
+ * runs in production: plain node, the contenders' code bundled by esbuild, and the worker's Node
+ * flags (WORKER_NODE_FLAGS), which every contender gets alike so that only the code differs.
+ */
+export async function runContenderProcess(job: ContenderJob, bundle: string): Promise<ContenderResult> {
+  const child = track(fork(bundle, [], { execArgv: [...WORKER_NODE_FLAGS], stdio: ["ignore", "inherit", "inherit", "ipc"] }));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const order: ContenderOrder = { ...job, kilnWorkload: KILN_WORKLOAD };
   try {
     return await new Promise<ContenderResult>((resolve, reject) => {
       child.once("message", (m) => resolve(m as ContenderResult));
       child.once("exit", (code, signal) => reject(new Error(`${job.contender} process exited (${signal ?? code}) without a result`)));
-      child.send(job);
+      child.send(order);
     });
   } finally {
     // It exits by itself once it has reported; a signal is for one that hangs or failed.
@@ -66,7 +79,7 @@ export async function runContenderProcess(job: ContenderJob): Promise<ContenderR
   }
 }
 
-async function measure(job: ContenderJob): Promise<ContenderResult> {
+async function measure(job: ContenderOrder): Promise<ContenderResult> {
   const sqs = sqsClient(job.endpoint);
   const requests: Record<string, number> = {};
   let deleted = 0;
@@ -126,6 +139,7 @@ async function measure(job: ContenderJob): Promise<ContenderResult> {
     bare: job.bare,
     waitTimeSeconds: job.waitTimeSeconds,
     workload: job.workload,
+    kilnWorkload: job.kilnWorkload,
     handle: async (message, run) => {
       if (seen[indexOf(message.Body ?? "")]++) duplicates++;
       const t = performance.now();
@@ -189,7 +203,7 @@ if (require.main === module) {
   // The bench went away without stopping us: nothing is left to report to.
   process.once("disconnect", () => process.exit(1));
   process.once("message", (job) => {
-    measure(job as ContenderJob).then(
+    measure(job as ContenderOrder).then(
       (result) => process.send!(result, () => process.exit(0)),
       (e: Error) => {
         process.stderr.write(`contender ${(job as ContenderJob).contender}: ${e.stack ?? e.message}\n`);

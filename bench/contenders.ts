@@ -13,7 +13,8 @@ import { HandlerPool, handlerThreads } from "../worker/handler-pool";
 import { createLogger } from "../worker/log";
 import { VISIBILITY_TIMEOUT_S, Workload, workloadHandler } from "./messages";
 
-const KILN_WORKLOAD = path.join(__dirname, "handlers", "workload.js");
+/** The workload as a WORKER_HANDLER module, for kiln: the other contenders call it in-process. */
+export const KILN_WORKLOAD = path.join(__dirname, "handlers", "workload.js");
 
 export const CONTENDERS = ["kiln", "sqs-consumer", "bare"] as const;
 export type ContenderName = (typeof CONTENDERS)[number];
@@ -32,6 +33,8 @@ export interface ContenderSetup {
   bare: BareShape;
   waitTimeSeconds: number;
   workload: Workload;
+  /** KILN_WORKLOAD as the bench's sources see it: a bundled contender's own __dirname is elsewhere. */
+  kilnWorkload: string;
   /** The bench's bookkeeping around one message's handler: `run` is the handler itself. */
   handle(message: Message, run: (message: Message) => Promise<void>): Promise<void>;
   onError(error: Error, operation: string): void;
@@ -66,7 +69,7 @@ function startLater(start: () => { stop(): Promise<void> }): RunningContender {
  */
 async function prepareKiln(s: ContenderSetup): Promise<RunningContender> {
   const pool = new HandlerPool({
-    modulePath: KILN_WORKLOAD,
+    modulePath: s.kilnWorkload,
     maxWorkers: s.inFlight,
     threads: handlerThreads(s.inFlight),
     abortGraceMs: 5_000,

@@ -1,3 +1,4 @@
+import { WORKER_NODE_FLAGS } from "../worker/contract";
 import { CONTENDERS, ContenderName } from "./contenders";
 import type { ContenderResult } from "./contender-process";
 import { APP_IDEAL_PER_MINUTE, APP_TARGET, AppResult, IMPORT_SECONDS, WORK_MS } from "./app";
@@ -175,7 +176,8 @@ export function formatReport(report: BenchReport): string {
     out.push("                  a WORKER_HANDLER module in the worker's handler threads (min(in flight, CPUs) of them), as in production");
     out.push("  sqs-consumer    batchSize 10, one instance per 10 in flight on one client (v14 has no concurrency option)");
     for (const o of report.scenarios) out.push(`  bare (${o.scenario.id})`.padEnd(18) + o.scenario.bareNote);
-    out.push("  all             the worker's SQSClient config (cacheMiddleware; keep-alive, 256 sockets), WaitTimeSeconds 20, VisibilityTimeout 300", "");
+    out.push("  all             the worker's SQSClient config (cacheMiddleware; keep-alive, 256 sockets), WaitTimeSeconds 20, VisibilityTimeout 300;");
+    out.push(`                  bundled by esbuild as the worker is, run by plain node with the worker's flags (${WORKER_NODE_FLAGS.join(" ")})`, "");
   }
 
   if (report.app) out.push(...appLines(report.app), "");

@@ -107,7 +107,7 @@ async function main(): Promise<number> {
   log(`embedded SQS (pid ${server.pid}) at ${server.endpoint}`);
 
   /** One contender on a fresh queue; a failure is returned as its message so the others still run. */
-  const runOnce = async (id: ScenarioId, contender: ContenderName, messages: number, rep: string): Promise<ContenderResult | string> => {
+  const runOnce = async (bundle: string, id: ScenarioId, contender: ContenderName, messages: number, rep: string): Promise<ContenderResult | string> => {
     const scenario = SCENARIOS[id];
     const warmup = scenario.warmup[size];
     const t = performance.now();
@@ -125,7 +125,7 @@ async function main(): Promise<number> {
         messages,
         warmup,
         stallTimeoutMs: 30_000,
-      });
+      }, bundle);
       log(
         `[${id} ${rep}] ${contender}: ${messages.toLocaleString("en-US")} in ${(r.ms / 1000).toFixed(2)} s = ` +
           `${r.messagesPerSecond.toFixed(1)} msg/s (fill ${fillS.toFixed(1)} s)${r.stalled ? " STALLED" : ""}`,
@@ -140,51 +140,49 @@ async function main(): Promise<number> {
   };
 
   try {
-    for (const id of SCENARIO_IDS.filter(selected) as ScenarioId[]) {
-      const scenario = SCENARIOS[id];
-      const outcome: ScenarioOutcome = { scenario, messages: scenario.messages[size], warmup: scenario.warmup[size], results: {}, runs: {}, failures: {} };
-      report.scenarios.push(outcome);
-      const done: Partial<Record<ContenderName, ContenderResult[]>> = {};
-      const repeats = scenario.repeats[size];
-      for (let rep = 1; rep <= repeats; rep++) {
-        for (const contender of CONTENDERS) {
-          const r = await runOnce(id, contender, outcome.messages, `${rep}/${repeats}`);
-          if (typeof r === "string") outcome.failures[contender] = r;
-          else (done[contender] ??= []).push(r);
-        }
-      }
-      for (const contender of CONTENDERS) {
-        const runs = done[contender] ?? [];
-        if (!runs.length) continue;
-        outcome.runs[contender] = runs.map((r) => r.messagesPerSecond);
-        outcome.results[contender] = [...runs].sort((a, b) => a.messagesPerSecond - b.messagesPerSecond)[(runs.length - 1) >> 1];
-      }
-    }
-    if (selected("app") || selected("stops") || selected("rss")) {
-      await withBundle(async (bundle) => {
-        const common = { bundle, endpoint: server.endpoint, sqs, log };
-        if (selected("app")) {
-          report.app = await runAppBench({ ...common, ...APP_COUNTS[size] }).catch((e: Error) => {
-            log(`[app] FAILED: ${e.stack ?? e.message}`);
-            return e.message;
-          });
-        }
-        if (selected("stops")) {
-          report.stops = await runStopBench({ ...common, ...STOP_COUNTS[size], latencyMs: STOP_LATENCY_MS }).catch((e: Error) => {
-            log(`[stops] FAILED: ${e.stack ?? e.message}`);
-            return e.message;
-          });
-        }
-        if (selected("rss")) {
-          try {
-            report.rss = await runRssBench({ ...common, ...RSS_COUNTS[size] });
-          } catch (e) {
-            report.rssFailure = (e as Error).message;
-            log(`[rss] FAILED: ${(e as Error).stack ?? (e as Error).message}`);
+    await withBundle(async (bundles) => {
+      for (const id of SCENARIO_IDS.filter(selected) as ScenarioId[]) {
+        const scenario = SCENARIOS[id];
+        const outcome: ScenarioOutcome = { scenario, messages: scenario.messages[size], warmup: scenario.warmup[size], results: {}, runs: {}, failures: {} };
+        report.scenarios.push(outcome);
+        const done: Partial<Record<ContenderName, ContenderResult[]>> = {};
+        const repeats = scenario.repeats[size];
+        for (let rep = 1; rep <= repeats; rep++) {
+          for (const contender of CONTENDERS) {
+            const r = await runOnce(bundles.contenders, id, contender, outcome.messages, `${rep}/${repeats}`);
+            if (typeof r === "string") outcome.failures[contender] = r;
+            else (done[contender] ??= []).push(r);
           }
         }
-      });
-    }
+        for (const contender of CONTENDERS) {
+          const runs = done[contender] ?? [];
+          if (!runs.length) continue;
+          outcome.runs[contender] = runs.map((r) => r.messagesPerSecond);
+          outcome.results[contender] = [...runs].sort((a, b) => a.messagesPerSecond - b.messagesPerSecond)[(runs.length - 1) >> 1];
+        }
+      }
+      const common = { bundle: bundles.worker, endpoint: server.endpoint, sqs, log };
+      if (selected("app")) {
+        report.app = await runAppBench({ ...common, ...APP_COUNTS[size] }).catch((e: Error) => {
+          log(`[app] FAILED: ${e.stack ?? e.message}`);
+          return e.message;
+        });
+      }
+      if (selected("stops")) {
+        report.stops = await runStopBench({ ...common, ...STOP_COUNTS[size], latencyMs: STOP_LATENCY_MS }).catch((e: Error) => {
+          log(`[stops] FAILED: ${e.stack ?? e.message}`);
+          return e.message;
+        });
+      }
+      if (selected("rss")) {
+        try {
+          report.rss = await runRssBench({ ...common, ...RSS_COUNTS[size] });
+        } catch (e) {
+          report.rssFailure = (e as Error).message;
+          log(`[rss] FAILED: ${(e as Error).stack ?? (e as Error).message}`);
+        }
+      }
+    });
   } finally {
     sqs.destroy();
     await server.stop();
