@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
 import { isAlive } from "../local/control-state";
 import { build } from "esbuild";
-import { buildWorkerBundle, ROOT } from "../worker/build";
+import { buildWorkerBundle, HANDLER_THREAD_ENTRY, NODE_BUNDLE, ROOT } from "../worker/build";
 import { WORKER_NODE_FLAGS } from "../worker/contract";
 import { track } from "./children";
 import { CREDENTIALS, REGION } from "./messages";
@@ -52,14 +52,9 @@ export async function withBundle<T>(use: (bundles: Bundles) => Promise<T>): Prom
  */
 async function buildContenderBundle(outDir: string): Promise<string> {
   await build({
-    entryPoints: { "contender-process": path.join(ROOT, "bench", "contender-process.ts"), "handler-thread": path.join(ROOT, "worker", "handler-thread.ts") },
+    ...NODE_BUNDLE,
+    entryPoints: { "contender-process": path.join(ROOT, "bench", "contender-process.ts"), ...HANDLER_THREAD_ENTRY },
     outdir: outDir,
-    bundle: true,
-    absWorkingDir: ROOT,
-    platform: "node",
-    target: "node20",
-    format: "cjs",
-    logLevel: "warning",
     // bench/children.ts names tsx's loader for the processes that do run from sources (the emulator).
     external: ["tsx", "tsx/*"],
   });

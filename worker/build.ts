@@ -9,24 +9,27 @@ import { build } from "esbuild";
 export const ROOT = path.resolve(__dirname, "..");
 export const BUNDLE_DIR = path.join(ROOT, "dist", "worker");
 
+/**
+ * How kiln's code is bundled to run under plain node: the worker's bundle, and the bench's
+ * contenders, which are measured the way the worker runs. Paths in a bundle and its map are
+ * relative to the repository, whatever the caller's cwd: the same sources make the same bytes,
+ * which the image's content hash relies on.
+ */
+export const NODE_BUNDLE = { bundle: true, absWorkingDir: ROOT, platform: "node", target: "node20", format: "cjs", logLevel: "warning" } as const;
+
+/** The handler threads' script (WORKER_HANDLER), bundled beside whatever starts them. */
+export const HANDLER_THREAD_ENTRY = { "handler-thread": path.join(ROOT, "worker", "handler-thread.ts") };
+
 export async function buildWorkerBundle(outDir = BUNDLE_DIR): Promise<string> {
   fs.rmSync(outDir, { recursive: true, force: true });
   fs.mkdirSync(outDir, { recursive: true });
   const outfile = path.join(outDir, "kiln-worker.js");
   await build({
-    // The handler threads (WORKER_HANDLER) run a script of their own beside the CLI.
-    entryPoints: { "kiln-worker": path.join(ROOT, "worker", "cli.ts"), "handler-thread": path.join(ROOT, "worker", "handler-thread.ts") },
+    ...NODE_BUNDLE,
+    entryPoints: { "kiln-worker": path.join(ROOT, "worker", "cli.ts"), ...HANDLER_THREAD_ENTRY },
     outdir: outDir,
-    bundle: true,
-    // Paths in the bundle and its map are relative to the repository, whatever the caller's cwd:
-    // the same sources make the same bytes, which the image's content hash relies on.
-    absWorkingDir: ROOT,
-    platform: "node",
-    target: "node20",
-    format: "cjs",
     sourcemap: "linked",
     legalComments: "none",
-    logLevel: "warning",
     banner: { js: "#!/usr/bin/env node" },
   });
   fs.chmodSync(outfile, 0o755);
