@@ -3,7 +3,7 @@ import type { DeleteMessageBatchResult, ReceiveMessageResult } from "@aws-sdk/cl
 import { fork } from "node:child_process";
 import { WORKER_NODE_FLAGS } from "../worker/contract";
 import { stopChild, track } from "./children";
-import { BareShape, ContenderName, KILN_WORKLOAD, prepareContender } from "./contenders";
+import { BareShape, ContenderName, KILN_WORKLOAD, prepareContender, RunningContender } from "./contenders";
 import { indexOf, remaining, sqsClient, Workload } from "./messages";
 
 /**
@@ -89,7 +89,24 @@ async function measure(job: ContenderOrder): Promise<ContenderResult> {
   const total = job.warmup + job.messages;
   /** Counters when the clock started: the result counts only what came after. */
   let clock: { t: number; cpu: NodeJS.CpuUsage; deleted: number; received: number; handled: number; handlerMs: number; requests: Record<string, number> } | undefined;
-  const startClock = () => (clock = { t: performance.now(), cpu: process.cpuUsage(), deleted, received, handled, handlerMs, requests: { ...requests } });
+  /** Requests and receipts this process's client saw, plus those a contender made on clients of its own (kiln's threads). */
+  let contender: RunningContender | undefined;
+  const counts = () => {
+    const own = contender?.requests?.();
+    const all = { ...requests };
+    for (const [k, v] of Object.entries(own?.requests ?? {})) all[k] = (all[k] ?? 0) + v;
+    return { requests: all, received: received + (own?.received ?? 0) };
+  };
+  const startClock = () => {
+    const c = counts();
+    clock = { t: performance.now(), cpu: process.cpuUsage(), deleted, received: c.received, handled, handlerMs, requests: c.requests };
+    return clock;
+  };
+  const countDeleted = (n: number) => {
+    deleted += n;
+    if (!clock && job.warmup > 0 && deleted >= job.warmup) startClock();
+    if (deleted >= total) finish();
+  };
 
   // Counting acknowledged deletes in the client itself ends every contender's clock at the same
   // event, whether it deletes one by one, in batches, or through a batcher with a linger.
@@ -98,26 +115,13 @@ async function measure(job: ContenderOrder): Promise<ContenderResult> {
       const result = await next(args);
       const command = context.commandName ?? "unknown";
       requests[command] = (requests[command] ?? 0) + 1;
-      if (command === "DeleteMessageCommand") deleted += 1;
-      if (command === "DeleteMessageBatchCommand") deleted += (result.output as DeleteMessageBatchResult).Successful?.length ?? 0;
       if (command === "ReceiveMessageCommand") received += (result.output as ReceiveMessageResult).Messages?.length ?? 0;
-      if (!clock && job.warmup > 0 && deleted >= job.warmup) startClock();
-      if (deleted >= total) finish();
+      if (command === "DeleteMessageCommand") countDeleted(1);
+      if (command === "DeleteMessageBatchCommand") countDeleted((result.output as DeleteMessageBatchResult).Successful?.length ?? 0);
       return result;
     },
     { step: "initialize", name: "benchCountRequests" },
   );
-
-  const latencyMs = Number(process.env.KILN_BENCH_LATENCY_MS ?? 0);
-  if (latencyMs > 0) {
-    sqs.middlewareStack.add(
-      (next) => async (args) => {
-        await new Promise((r) => setTimeout(r, latencyMs));
-        return next(args);
-      },
-      { step: "finalizeRequest", name: "benchNetworkLatency" },
-    );
-  }
 
   const seen = new Uint8Array(total);
   let handled = 0;
@@ -132,8 +136,10 @@ async function measure(job: ContenderOrder): Promise<ContenderResult> {
   if (before !== total) throw new Error(`queue holds ${before} messages, expected ${total}`);
   for (const k of Object.keys(requests)) delete requests[k];
 
-  const contender = await prepareContender(job.contender, {
+  const handledIds = new Set<string>();
+  contender = await prepareContender(job.contender, {
     sqs,
+    endpoint: job.endpoint,
     queueUrl: job.queueUrl,
     inFlight: job.inFlight,
     bare: job.bare,
@@ -147,6 +153,13 @@ async function measure(job: ContenderOrder): Promise<ContenderResult> {
       handlerMs += performance.now() - t;
       handled++;
     },
+    handledElsewhere: (id, ms) => {
+      if (handledIds.has(id)) duplicates++;
+      else handledIds.add(id);
+      handlerMs += ms;
+      handled++;
+    },
+    deletedElsewhere: countDeleted,
     onError: (e, operation) => {
       // Aborted long polls and the like while stopping are not the contender's errors.
       if (stopping) return;
@@ -174,7 +187,8 @@ async function measure(job: ContenderOrder): Promise<ContenderResult> {
   const ms = performance.now() - from.t;
   const cpu = process.cpuUsage(from.cpu);
   const timed = { deleted: Math.min(deleted, total) - from.deleted, handled: handled - from.handled };
-  const timedRequests = Object.fromEntries(Object.entries(requests).map(([k, v]) => [k, v - (from.requests[k] ?? 0)]));
+  const end = counts();
+  const timedRequests = Object.fromEntries(Object.entries(end.requests).map(([k, v]) => [k, v - (from.requests[k] ?? 0)]));
   const rssMb = process.memoryUsage.rss() / 2 ** 20;
   clearInterval(watchdog);
   stopping = true;
@@ -192,7 +206,7 @@ async function measure(job: ContenderOrder): Promise<ContenderResult> {
     errors,
     firstErrors,
     requests: timedRequests,
-    messagesPerReceive: (received - from.received) / Math.max(1, timedRequests.ReceiveMessageCommand ?? 0),
+    messagesPerReceive: (end.received - from.received) / Math.max(1, timedRequests.ReceiveMessageCommand ?? 0),
     cpuUsPerMessage: (cpu.user + cpu.system) / Math.max(1, timed.handled),
     meanHandlerMs: (handlerMs - from.handlerMs) / Math.max(1, timed.handled),
     rssMb,

@@ -7,11 +7,10 @@ import {
 } from "@aws-sdk/client-sqs";
 import { Consumer as SqsConsumer } from "sqs-consumer";
 import * as path from "node:path";
-import { Consumer } from "../worker/consumer";
 import { WORKER_DEFAULTS } from "../worker/contract";
 import { HandlerPool, handlerThreads } from "../worker/handler-pool";
 import { createLogger } from "../worker/log";
-import { VISIBILITY_TIMEOUT_S, Workload, workloadHandler } from "./messages";
+import { CREDENTIALS, REGION, VISIBILITY_TIMEOUT_S, Workload, workloadHandler } from "./messages";
 
 /** The workload as a WORKER_HANDLER module, for kiln: the other contenders call it in-process. */
 export const KILN_WORKLOAD = path.join(__dirname, "handlers", "workload.js");
@@ -27,6 +26,8 @@ export interface BareShape {
 
 export interface ContenderSetup {
   sqs: SQSClient;
+  /** Where `sqs` points: kiln's threads make clients of their own. */
+  endpoint: string;
   queueUrl: string;
   /** Handlers running at once. */
   inFlight: number;
@@ -37,6 +38,12 @@ export interface ContenderSetup {
   kilnWorkload: string;
   /** The bench's bookkeeping around one message's handler: `run` is the handler itself. */
   handle(message: Message, run: (message: Message) => Promise<void>): Promise<void>;
+  /**
+   * The same bookkeeping for a contender whose handlers and SDK clients are not on this thread
+   * (kiln's handler threads): a message handled, and deletes SQS acknowledged.
+   */
+  handledElsewhere(id: string, ms: number): void;
+  deletedElsewhere(count: number): void;
   onError(error: Error, operation: string): void;
 }
 
@@ -44,6 +51,8 @@ export interface RunningContender {
   /** Starts consuming; anything before (threads loading a module) is set-up, not timed. */
   start(): void;
   stop(): Promise<void>;
+  /** Requests by SDK command and messages received, for a contender whose requests the bench's client does not see. */
+  requests?(): { requests: Record<string, number>; received: number };
 }
 
 export async function prepareContender(name: ContenderName, setup: ContenderSetup): Promise<RunningContender> {
@@ -63,9 +72,10 @@ function startLater(start: () => { stop(): Promise<void> }): RunningContender {
 }
 
 /**
- * kiln as worker/run.ts builds it: the Consumer with the worker's defaults, and the workload as a
- * WORKER_HANDLER module in the worker's handler threads, so every message pays the hop to its
- * thread and back as it does in production. The other contenders call the workload in-process.
+ * kiln as worker/run.ts builds it: the workload as a WORKER_HANDLER module in the worker's handler
+ * threads, each consuming the queue itself with the worker's defaults and its own SDK client (the
+ * worker's configuration, as sqsClient gives the others), as in production. The other contenders
+ * call the workload in-process.
  */
 async function prepareKiln(s: ContenderSetup): Promise<RunningContender> {
   const pool = new HandlerPool({
@@ -73,30 +83,41 @@ async function prepareKiln(s: ContenderSetup): Promise<RunningContender> {
     maxWorkers: s.inFlight,
     threads: handlerThreads(s.inFlight),
     abortGraceMs: 5_000,
+    consume: {
+      queueUrl: s.queueUrl,
+      maxMessages: WORKER_DEFAULTS.SQS_MAX_MESSAGES,
+      waitTimeSeconds: s.waitTimeSeconds,
+      visibilityTimeout: VISIBILITY_TIMEOUT_S,
+      processingTimeoutMs: WORKER_DEFAULTS.PROCESSING_TIMEOUT * 1000,
+      retryDelaySeconds: WORKER_DEFAULTS.WORKER_RETRY_DELAY,
+      region: REGION,
+      endpoint: s.endpoint,
+    },
     log: createLogger("silent"),
-    env: { ...process.env, BENCH_WORKLOAD: s.workload },
+    env: { ...process.env, BENCH_WORKLOAD: s.workload, AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey },
   });
   await pool.start();
-  const consumer = new Consumer({
-    sqs: s.sqs,
-    queueUrl: s.queueUrl,
-    concurrency: s.inFlight,
-    maxMessages: WORKER_DEFAULTS.SQS_MAX_MESSAGES,
-    waitTimeSeconds: s.waitTimeSeconds,
-    visibilityTimeout: VISIBILITY_TIMEOUT_S,
-    processingTimeoutMs: WORKER_DEFAULTS.PROCESSING_TIMEOUT * 1000,
-    retryDelaySeconds: WORKER_DEFAULTS.WORKER_RETRY_DELAY,
-    process: (message, signal) => s.handle(message, (m) => pool.process(m, signal)),
-    capacity: () => pool.capacity(),
-  });
-  pool.on("capacity", () => consumer.wake());
-  consumer.on("error", (e, operation) => s.onError(e, operation));
-  consumer.on("failed", (_m, e) => s.onError(e, "handler"));
+  const source = pool.source;
+  source.on("processed", (m, ms) => s.handledElsewhere(m.MessageId ?? "", ms));
+  source.on("deleted", (n) => s.deletedElsewhere(n));
+  source.on("error", (e, operation) => s.onError(e, operation));
+  source.on("failed", (_m, e) => s.onError(e, "handler"));
   return {
-    start: () => consumer.start(),
+    start: () => source.start(),
     stop: async () => {
-      await consumer.drain(5_000);
+      await source.drain(5_000);
       await pool.stop();
+    },
+    requests: () => {
+      const st = pool.stats();
+      return {
+        requests: {
+          ReceiveMessageCommand: st.receives,
+          DeleteMessageBatchCommand: st.deleteBatches,
+          ChangeMessageVisibilityBatchCommand: st.visibilityBatches,
+        },
+        received: st.received,
+      };
     },
   };
 }

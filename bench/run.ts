@@ -11,6 +11,7 @@ import { BenchReport, formatReport, jsonReport, ScenarioOutcome } from "./report
 import { runAppBench } from "./app";
 import { withBundle } from "./bundle-worker";
 import { runRssBench } from "./rss";
+import { startLatencyProxy } from "./latency-proxy";
 import { runStopBench } from "./stops";
 import { SCENARIO_IDS, SCENARIOS, ScenarioId } from "./scenarios";
 import { startSqsServerProcess } from "./sqs-server";
@@ -76,8 +77,6 @@ async function main(): Promise<number> {
     process.stderr.write(`--latency must be whole milliseconds from 0 to 9999 (got ${JSON.stringify(values.latency)})\n`);
     return 2;
   }
-  // Contender processes inherit it and delay each request by it.
-  process.env.KILN_BENCH_LATENCY_MS = values.latency;
   const selected = (id: RunId) => only.length === 0 || only.includes(id);
   const size = values.quick ? "quick" : "full";
   const log = (line: string) => process.stderr.write(line + "\n");
@@ -105,6 +104,10 @@ async function main(): Promise<number> {
   const server = await startSqsServerProcess();
   const sqs = sqsClient(server.endpoint);
   log(`embedded SQS (pid ${server.pid}) at ${server.endpoint}`);
+  // The network, for the throughput runs: a proxy in this process (not the measured one) delays
+  // every request of every contender, whichever thread or client it comes from.
+  const latency = Number(values.latency) > 0 ? await startLatencyProxy(server.endpoint, Number(values.latency)) : undefined;
+  const contenderEndpoint = latency?.endpoint ?? server.endpoint;
 
   /** One contender on a fresh queue; a failure is returned as its message so the others still run. */
   const runOnce = async (bundle: string, id: ScenarioId, contender: ContenderName, messages: number, rep: string): Promise<ContenderResult | string> => {
@@ -120,7 +123,7 @@ async function main(): Promise<number> {
         inFlight: scenario.inFlight,
         bare: scenario.bare,
         waitTimeSeconds: 20,
-        endpoint: server.endpoint,
+        endpoint: contenderEndpoint,
         queueUrl,
         messages,
         warmup,
@@ -185,6 +188,7 @@ async function main(): Promise<number> {
     });
   } finally {
     sqs.destroy();
+    await latency?.stop();
     await server.stop();
   }
   report.seconds = (performance.now() - began) / 1000;

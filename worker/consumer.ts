@@ -8,6 +8,7 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import { Batcher } from "./batcher";
+import type { Ledger, SlotCount } from "./slot-board";
 import { retryDelay } from "./settings";
 
 /**
@@ -70,6 +71,14 @@ export interface ConsumerOptions {
    * starting). The consumer never receives more than this; call `wake()` when it grows.
    */
   capacity?: () => number;
+  /**
+   * A handler thread that consumes itself (worker/slot-board.ts): it takes a slot of the count the
+   * threads share before it starts a message, fills no more than its share of them, and records
+   * every message it holds in its ledger for the main thread to hand back should it die.
+   */
+  board?: { slots: SlotCount; thread: number; ledger: Ledger };
+  /** Messages to take in all (a thread's WORKER_MAX_MESSAGES); then it receives no more and emits "spent" once they have finished. */
+  budget?: number;
 }
 
 /** System attributes every received message carries: the retry delay and app mode's headers need them. */
@@ -111,6 +120,8 @@ interface Held {
   message: Message;
   /** When SQS will show the message again unless we extend it. */
   visibleAt: number;
+  /** Its entry in the thread's ledger (board), or -1. */
+  entry: number;
 }
 
 interface InFlight extends Held {
@@ -124,7 +135,25 @@ export interface ConsumerEvents {
   released: [message: Message];
   /** A receive succeeded (with messages or without). */
   polled: [];
+  /** SQS acknowledged the delete of this many processed messages (one event a batch). */
+  deleted: [count: number];
+  /** The budget is taken and every message of it has finished. */
+  spent: [];
   error: [error: Error, operation: string];
+}
+
+/**
+ * What the worker's run loop drives (worker/run.ts): the Consumer, where the main thread receives
+ * for a runtime (command and app modes), or the handler threads, which consume themselves.
+ */
+export interface MessageSource extends EventEmitter<ConsumerEvents> {
+  readonly inFlight: number;
+  readonly openReceives: number;
+  start(): void;
+  /** Capacity grew: receive for it. */
+  wake(): void;
+  hurry(why: string): void;
+  drain(timeoutMs: number): Promise<{ released: number }>;
 }
 
 /** After an empty receive that came back at once (short polling), wait this long, doubling to the cap. */
@@ -154,7 +183,17 @@ const RATE_WINDOW_MS = 100;
  * and those messages would stay hidden for the visibility timeout with a receive spent. Open
  * receives are left to return (within SQS_WAIT_TIME), and whatever they bring is handed back.
  */
-export class Consumer extends EventEmitter<ConsumerEvents> {
+/** What a consumer asked of SQS, counted since it was made: the bench reads it. */
+export interface ConsumerStats {
+  receives: number;
+  received: number;
+  deleteBatches: number;
+  deleted: number;
+  visibilityBatches: number;
+}
+
+export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSource {
+  readonly stats: ConsumerStats = { receives: 0, received: 0, deleteBatches: 0, deleted: 0, visibilityBatches: 0 };
   private readonly active = new Map<string, InFlight>();
   /** Read ahead, waiting for a slot (oldest first). */
   private readonly ahead: Held[] = [];
@@ -178,33 +217,43 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   private held: Message[] = [];
   private readonly deletes: Batcher<string>;
   private readonly visibility: Batcher<{ handle: string; seconds: number }>;
+  /** Messages taken against the budget. */
+  private taken = 0;
+  private retryScheduled = false;
 
   constructor(private readonly o: ConsumerOptions) {
     super();
     const failures = (out: { Failed?: { Id?: string; Message?: string; Code?: string }[] }) => ({
       failed: (out.Failed ?? []).map((f) => ({ id: f.Id!, message: f.Message ?? f.Code ?? "refused" })),
     });
-    this.deletes = new Batcher(async (entries) =>
-      failures(
+    this.deletes = new Batcher(async (entries) => {
+      const result = failures(
         await o.sqs.send(
           new DeleteMessageBatchCommand({ QueueUrl: o.queueUrl, Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item })) }),
         ),
-      ),
+      );
+      const deleted = entries.length - result.failed.length;
+      this.stats.deleteBatches++;
+      this.stats.deleted += deleted;
+      if (deleted) this.emit("deleted", deleted);
+      return result;
+    },
       // A processed message waits for its delete a little longer so that deletes go out in fuller
       // batches (AWS's buffered Java client holds a batch open 200 ms). It stays hidden meanwhile, a
       // drain flushes at once, and a crash in the window repeats at most that much work.
       DELETE_LINGER_MS,
     );
-    this.visibility = new Batcher(async (entries) =>
-      failures(
+    this.visibility = new Batcher(async (entries) => {
+      this.stats.visibilityBatches++;
+      return failures(
         await o.sqs.send(
           new ChangeMessageVisibilityBatchCommand({
             QueueUrl: o.queueUrl,
             Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item.handle, VisibilityTimeout: e.item.seconds })),
           }),
         ),
-      ),
-    );
+      );
+    });
   }
 
   get inFlight(): number {
@@ -239,7 +288,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   stop(): void {
     this.running = false;
     this.stopping.abort();
-    for (const h of this.ahead.splice(0)) this.release(h.message);
+    for (const h of this.ahead.splice(0)) {
+      this.o.board?.ledger.drop(h.entry);
+      this.release(h.message);
+    }
   }
 
   /** Ends the drain's wait now: every in-flight message is aborted and goes back to the queue. */
@@ -277,11 +329,33 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   }
 
   private slots(): number {
-    return this.o.capacity ? Math.min(this.o.concurrency, this.o.capacity()) : this.o.concurrency;
+    let slots = this.o.capacity ? Math.min(this.o.concurrency, this.o.capacity()) : this.o.concurrency;
+    const b = this.o.board;
+    if (b) slots = Math.min(slots, b.slots.share(b.thread), this.active.size + Math.max(0, b.slots.max - b.slots.inFlight));
+    return slots;
+  }
+
+  /** Takes a slot of the shared count (board) for a message about to start; without a board there is nothing to take. */
+  private acquire(): boolean {
+    const b = this.o.board;
+    if (!b) return true;
+    if (b.slots.tryAcquire()) {
+      b.ledger.slots(1);
+      return true;
+    }
+    // Another thread took it: look again shortly (slots freed in other threads wake nobody here).
+    if (!this.retryScheduled) {
+      this.retryScheduled = true;
+      setTimeout(() => {
+        this.retryScheduled = false;
+        this.fill();
+      }, 5);
+    }
+    return false;
   }
 
   /** Messages to hold beyond the free slots: what the slots finish in READ_AHEAD_MS, at most one batch. */
-  private readAhead(slots: number): number {
+  private readAhead(): number {
     const now = Date.now();
     const span = now - this.rateSince;
     if (span >= RATE_WINDOW_MS) {
@@ -292,17 +366,20 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       this.rateSince = now;
     }
     // A slot that is not ready (an app process starting) would leave read-ahead waiting on it.
-    if (slots < this.o.concurrency) return 0;
-    return Math.min(this.o.concurrency, this.o.maxMessages, Math.floor(this.ratePerMs * READ_AHEAD_MS));
+    if (this.o.capacity && this.o.capacity() < this.o.concurrency) return 0;
+    // A handler thread reads ahead for its share of the slots, not for all of them.
+    const share = this.o.board ? this.o.board.slots.share(this.o.board.thread) : this.o.concurrency;
+    if (share === 0) return 0;
+    return Math.min(share, this.o.maxMessages, Math.floor(this.ratePerMs * READ_AHEAD_MS));
   }
 
   /** Starts read-ahead messages in free slots. */
   private startAhead(): void {
     if (!this.running) return;
     const slots = this.slots();
-    while (this.ahead.length > 0 && this.active.size < slots) {
+    while (this.ahead.length > 0 && this.active.size < slots && this.acquire()) {
       const h = this.ahead.shift()!;
-      this.begin(h.message, h.visibleAt);
+      this.begin(h);
     }
   }
 
@@ -315,8 +392,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     while (this.running && this.polls < maxPolls) {
       const slots = this.slots();
       const idleSlots = slots - this.active.size - this.ahead.length - this.reserved;
-      const readAhead = this.readAhead(slots);
-      const want = idleSlots + readAhead;
+      const readAhead = this.readAhead();
+      let want = idleSlots + readAhead;
+      if (this.o.budget !== undefined) want = Math.min(want, this.o.budget - this.taken - this.reserved);
       if (want <= 0) return;
       // A slot about to idle is asked for at once; reading ahead waits until a whole batch is due.
       if (idleSlots <= 0 && want < Math.min(this.o.maxMessages, readAhead)) return;
@@ -354,6 +432,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
         }),
       );
       const messages = out.Messages ?? [];
+      this.stats.receives++;
+      this.stats.received += messages.length;
       this.failures = 0;
       this.emit("polled");
       this.idle = messages.length === 0;
@@ -362,11 +442,18 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       n = 0;
       const slots = this.slots();
       const visibleAt = began + this.o.visibilityTimeout * 1000;
+      const ledger = this.o.board?.ledger;
       for (const m of messages) {
         // Received as a stop raced the poll: give it straight back rather than start it.
-        if (!this.running) this.release(m);
-        else if (this.active.size < slots) this.begin(m, visibleAt);
-        else this.ahead.push({ message: m, visibleAt });
+        if (!this.running) {
+          this.release(m);
+          continue;
+        }
+        this.taken++;
+        const entry = ledger && m.ReceiptHandle ? ledger.hold(m.ReceiptHandle, m.MessageId ?? "", Number(m.Attributes?.ApproximateReceiveCount ?? 1)) : -1;
+        const held = { message: m, visibleAt, entry };
+        if (this.active.size < slots && this.acquire()) this.begin(held);
+        else this.ahead.push(held);
       }
       if (messages.length > 0) this.emptyStreak = 0;
       else if (Date.now() - began < 1_000) {
@@ -386,13 +473,16 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     }
   }
 
-  /** `visibleAt`: when SQS shows the message again, counted from the receive that brought it. */
-  private begin(message: Message, visibleAt: number): void {
+  /** `held.visibleAt`: when SQS shows the message again, counted from the receive that brought it. */
+  private begin(held: Held): void {
+    const { message, visibleAt, entry } = held;
     // A receipt handle is unique per receive, even when SQS delivers the same message twice.
     const id = message.ReceiptHandle ?? message.MessageId ?? String(Math.random());
     const stop = new MessageStop();
     const started = Date.now();
-    this.active.set(id, { message, stop, visibleAt });
+    this.active.set(id, { message, stop, visibleAt, entry });
+    const board = this.o.board;
+    board?.ledger.running(entry, started);
     const timer = setTimeout(() => stop.abort(new ProcessingTimeout(this.o.processingTimeoutMs)), this.o.processingTimeoutMs);
 
     // The slot stays taken, and the message hidden, until the processor has really stopped: a
@@ -400,7 +490,15 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     const done = () => {
       clearTimeout(timer);
       this.active.delete(id);
+      if (board) {
+        board.ledger.drop(entry);
+        board.ledger.slots(-1);
+        board.slots.release();
+      }
       this.finished++;
+      if (this.o.budget !== undefined && this.taken >= this.o.budget && this.active.size === 0 && this.ahead.length === 0) {
+        queueMicrotask(() => this.emit("spent"));
+      }
       this.startAhead();
       this.settle();
       this.scheduleFill();

@@ -1,15 +1,17 @@
 import { EventEmitter } from "node:events";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { EventLoopUtilization } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
-import type { Message } from "@aws-sdk/client-sqs";
-import { ProcessingTimeout, ReleaseMessage, type StopSignal } from "./consumer";
-import type { FromThread, ThreadError, ToThread } from "./handler-protocol";
+import { ChangeMessageVisibilityBatchCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import { type ConsumerEvents, type ConsumerStats, type MessageSource, ProcessingTimeout } from "./consumer";
+import type { FromThread, MessageNote, ThreadConsumeOptions, ThreadData, ThreadError, ThreadEvents, ToThread } from "./handler-protocol";
+import { SMOKE_ATTRIBUTE } from "./contract";
 import type { Logger } from "./log";
 import { HandlerOutput } from "./output";
-import { HandlerRuntime, RecycleUnit, RuntimeEvents, SlotWaiters } from "./runtime";
-import { WorkerConfigError } from "./settings";
+import type { HandlerRuntime, RecycleUnit, RuntimeEvents } from "./runtime";
+import { retryDelay, WorkerConfigError } from "./settings";
+import { EntryState, Ledger, type LedgerEntry, SlotCount } from "./slot-board";
+import { staticCredentials, workerSqsClient } from "./sqs-client";
 
 export interface HandlerPoolOptions {
   modulePath: string;
@@ -19,8 +21,12 @@ export interface HandlerPoolOptions {
   threads: number;
   /** How long a handler may go on after its abort signal before its thread is ended. */
   abortGraceMs: number;
+  /** How each thread consumes (the queue, its timeouts, the recycling limits it keeps itself). */
+  consume: Omit<ThreadConsumeOptions, "concurrency">;
   log: Logger;
   env?: NodeJS.ProcessEnv;
+  /** How often the threads are looked at: heartbeats, blocked handlers, packing. */
+  superviseMs?: number;
 }
 
 /**
@@ -32,28 +38,20 @@ export function handlerThreads(maxWorkers: number, cpus = os.availableParallelis
   return Math.max(1, Math.min(maxWorkers, cpus));
 }
 
-/** A thread that does not answer a ping this fast is blocked by a synchronous handler. */
-const PING_TIMEOUT_MS = 250;
-
 /**
- * Where slots share threads, messages pack into one thread while the handlers' threads are mostly
- * idle (async handlers waiting on I/O), and spread evenly over the threads once they are busy
- * (handlers that compute). Every post to a sleeping thread, and every answer back, wakes a thread:
- * a receive's batch in one thread costs one wake-up each way instead of one per thread, the largest
- * cost kiln adds to a cheap handler. `load` is the threads' event-loop utilisation summed (in cores),
- * measured every `windowMs`; the gap between the thresholds keeps the mode from flapping.
+ * Where slots share threads, every slot goes to one thread while the handlers' threads are mostly
+ * idle (async handlers waiting on I/O), and the slots spread evenly over the threads once they are
+ * busy (handlers that compute). A thread consumes the queue itself: two threads sharing cheap
+ * handlers pay for two SDK clients and two receive streams, and the bench measured them at 0.7-0.8
+ * of the bare loop against 0.87-0.93 for one. `load` is the time handlers ran synchronously,
+ * summed over the threads (in cores) every `windowMs`: a thread's own receiving and deleting keep
+ * it busy too, but spreading that only costs more. The gap between the thresholds keeps the mode
+ * from flapping. (A handler that computes after an `await` is counted as waiting.)
  */
 const PACKING = { packBelow: 0.3, spreadAbove: 0.6, windowMs: 100 };
 
-interface Job {
-  id: number;
-  message: Message;
-  resolve: () => void;
-  reject: (e: Error) => void;
-  /** Set once its abort signal fired: the reason it fails with if its thread has to go. */
-  abortedWith?: Error;
-  graceTimer?: NodeJS.Timeout;
-}
+/** A thread whose heartbeat (every 50 ms) is this old is blocked by a handler running synchronously. */
+const BLOCKED_AFTER_MS = 1_000;
 
 /** The thread's script: the bundle ships it beside kiln-worker.js; from sources it runs through tsx. */
 function threadScript(): { script: string; eval: boolean } {
@@ -65,48 +63,97 @@ function threadScript(): { script: string; eval: boolean } {
 
 class ThreadExited extends Error {}
 
-const asError = (e: ThreadError) => Object.assign(new Error(e.message), { name: e.name, stack: e.stack ?? e.message });
+const asError = (e: ThreadError) =>
+  Object.assign(new Error(e.message), { name: e.name, stack: e.stack ?? e.message }, e.code ? { Code: e.code } : {});
+
+/** A message as run.ts logs it, from what a thread or its ledger tells of it. */
+function messageOf(n: MessageNote): Message {
+  return {
+    MessageId: n.id,
+    Attributes: { ApproximateReceiveCount: String(n.receives) },
+    ...(n.smoke ? { MessageAttributes: { [SMOKE_ATTRIBUTE]: { DataType: "String", StringValue: n.smoke } } } : {}),
+  };
+}
+
+/** The threads, as the worker's run loop drives a consumer (worker/run.ts). */
+class PoolSource extends EventEmitter<ConsumerEvents> implements MessageSource {
+  constructor(
+    private readonly counts: { inFlight(): number; openReceives(): number },
+    readonly start: () => void,
+    readonly hurry: (why: string) => void,
+    readonly drain: (ms: number) => Promise<{ released: number }>,
+  ) {
+    super();
+  }
+
+  get inFlight(): number {
+    return this.counts.inFlight();
+  }
+
+  get openReceives(): number {
+    return this.counts.openReceives();
+  }
+
+  /** Threads look at their share themselves (every 50 ms). */
+  wake(): void {}
+}
 
 class HandlerThread implements RecycleUnit {
   readonly worker: Worker;
-  readonly jobs = new Map<number, Job>();
+  readonly ledger: Ledger;
   readonly startedAt = Date.now();
   handled = 0;
   ready = false;
-  /** Takes no more messages: being recycled, or holding a handler that ignored its abort signal. */
+  /** Takes no more messages: being recycled, draining, or holding a handler that would not stop. */
   retiring = false;
+  /** Its successor has been started (or none will be): it only has to go. */
+  replaced = false;
   gone = false;
+  drained = false;
   heapBytes = 0;
   rssBytes = 0;
+  openReceives = 0;
+  stats?: ConsumerStats;
+  /** A handler in it would not stop, and why it was told to: its messages fail with that once it is ended. */
+  ignored?: Error;
+  /** When the main thread last kept a blocked thread's messages hidden. */
+  extendedAt = 0;
   /** Settles when the module has loaded in this thread, or could not. */
   readonly loaded: Promise<void>;
   loadFailed!: (e: Error) => void;
   markReady!: () => void;
-  /** Called whenever a message of its finishes (a retiring thread waits for its last). */
-  onSettled?: () => void;
-  pong?: () => void;
-  private outbox: ToThread[] = [];
-  private flushScheduled = false;
-  private utilizationMark?: EventLoopUtilization;
+  onDrained?: () => void;
+  /** Settles once it is ended and what it held is handed back. */
+  readonly ended: Promise<void>;
+  markEnded!: () => void;
+  private loadMark?: { at: number; ms: number };
 
   constructor(
     readonly index: number,
     o: HandlerPoolOptions,
+    slots: SlotCount,
   ) {
     this.loaded = new Promise<void>((resolve, reject) => {
       this.markReady = resolve;
       this.loadFailed = reject;
     });
+    this.ended = new Promise<void>((resolve) => (this.markEnded = resolve));
     // A replacement thread has nobody waiting on it: the pool reports its failure as fatal instead.
     this.loaded.catch(() => undefined);
+    // Every message it may hold: its slots and one receive's read-ahead, twice over.
+    this.ledger = Ledger.create(2 * (o.maxWorkers + o.consume.maxMessages));
     const { script, eval: isEval } = threadScript();
-    this.worker = new Worker(script, {
-      eval: isEval,
-      workerData: { modulePath: o.modulePath },
-      env: o.env ?? process.env,
-      stdout: true,
-      stderr: true,
-    });
+    const data: ThreadData = {
+      modulePath: o.modulePath,
+      index,
+      consume: { ...o.consume, concurrency: o.maxWorkers },
+      abortGraceMs: o.abortGraceMs,
+      slots: slots.buffer,
+      threads: slots.threads,
+      ledger: this.ledger.buffer,
+      ledgerCapacity: this.ledger.capacity,
+    };
+    this.worker = new Worker(script, { eval: isEval, workerData: data, env: o.env ?? process.env, stdout: true, stderr: true });
   }
 
   get label(): string {
@@ -117,64 +164,66 @@ class HandlerThread implements RecycleUnit {
     return this.heapBytes;
   }
 
-  /** How busy its event loop was (0 to 1) since the last time this was asked. */
-  utilization(): number {
-    const now = this.worker.performance.eventLoopUtilization();
-    const since = this.utilizationMark ? this.worker.performance.eventLoopUtilization(now, this.utilizationMark).utilization : 0;
-    this.utilizationMark = now;
-    return since;
+  /**
+   * How busy its handlers kept it (0 to 1) since the last time this was asked: the time they ran
+   * synchronously, not the thread's own receiving and deleting, which one thread does best alone.
+   */
+  handlerLoad(now: number): number {
+    const ms = this.ledger.handlerMs;
+    const load = this.loadMark && now > this.loadMark.at ? (ms - this.loadMark.ms) / (now - this.loadMark.at) : 0;
+    this.loadMark = { at: now, ms };
+    return load;
   }
 
-  /** Posts made in the same turn travel as one message. */
   send(m: ToThread): void {
-    const last = this.outbox[this.outbox.length - 1];
-    if (m.t === "run" && last?.t === "run") last.jobs.push(...m.jobs);
-    else this.outbox.push(m);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      if (!this.gone) for (const out of this.outbox) this.worker.postMessage(out);
-      this.outbox = [];
-    });
-  }
-
-  /** Whether its event loop answers: false while a handler runs synchronously. */
-  responsive(): Promise<boolean> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
-      this.pong = () => (clearTimeout(timer), resolve(true));
-      this.send({ t: "ping" });
-    });
+    if (!this.gone) this.worker.postMessage(m);
   }
 }
 
 /**
- * WORKER_HANDLER: the module runs in worker threads, loaded once per thread. The main thread only
- * receives, deletes and keeps time, so a handler that spins, ignores its abort signal or throws
- * from a timer can neither freeze the worker nor outlive its slot. Past its processing timeout and
- * a grace period, a handler's thread is ended: at once when the handler blocks it (a synchronous
- * loop; its other messages could not run either and go back to the queue), or once its other
- * messages have finished when it is only an abort signal being ignored. A fresh thread takes its
- * place, and the slot of a message that would not stop is never given to another before then.
+ * WORKER_HANDLER: the module runs in worker threads, loaded once per thread, and each thread
+ * consumes the queue itself (worker/handler-thread.ts): a message is received, handled and deleted
+ * on one event loop, and the main thread is never on its way. The main thread watches them through
+ * shared memory (worker/slot-board.ts) and decides what only it can: how the MAX_WORKERS slots are
+ * shared, when a thread is recycled, and when one must be ended because a handler blocks it (a
+ * synchronous loop past its timeout). A thread that is ended or dies cannot hand its messages back,
+ * so the main thread does, from the thread's ledger: the one that would not stop fails, the others
+ * go back to the queue untouched. A handler that ignores its abort signal keeps its slot (and its
+ * thread, which takes nothing more) until the thread is ended once the others in it finish.
  */
 export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerRuntime {
   readonly kind = "handler";
+  readonly source: PoolSource;
   private threads: HandlerThread[] = [];
   /** Replaced threads until they have stopped: their memory is not given back before then. */
   private readonly ending = new Set<HandlerThread>();
-  private nextId = 1;
+  private readonly slots: SlotCount;
+  private consuming = false;
   private stopping = false;
   private readonly perThread: number;
   /** Consecutive thread deaths without a finished message: replacements wait longer each time. */
   private crashes = 0;
-  private readonly waiters = new SlotWaiters();
   private packing = true;
-  private loadMeasuredAt = 0;
+  private supervisor?: NodeJS.Timeout;
+  private sqs?: SQSClient;
+  private released = 0;
+  private settling = new Set<Promise<void>>();
+  /** The counts of threads already ended. */
+  private readonly pastStats: ConsumerStats = { receives: 0, received: 0, deleteBatches: 0, deleted: 0, visibilityBatches: 0 };
 
   constructor(private readonly o: HandlerPoolOptions) {
     super();
     this.perThread = Math.ceil(o.maxWorkers / o.threads);
+    this.slots = SlotCount.create(o.maxWorkers, o.threads);
+    this.source = new PoolSource(
+      {
+        inFlight: () => this.slots.inFlight,
+        openReceives: () => this.threads.reduce((n, t) => n + (t.gone ? 0 : t.openReceives), 0),
+      },
+      () => this.startConsuming(),
+      (why) => this.hurry(why),
+      (ms) => this.drain(ms),
+    );
   }
 
   async start(): Promise<void> {
@@ -191,114 +240,144 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
   }
 
   capacity(): number {
-    let slots = 0;
-    for (const t of this.threads) if (t.ready && !t.retiring) slots += this.perThread;
-    return Math.min(this.o.maxWorkers, slots);
+    return Math.max(0, this.o.maxWorkers - this.slots.inFlight);
   }
 
   units(): RecycleUnit[] {
-    return [...this.threads, ...this.ending];
+    return [...this.threads.filter((t) => !t.gone), ...this.ending];
   }
 
   pids(): number[] {
     return [];
   }
 
-  readonly process = (message: Message, signal: StopSignal): Promise<void> => {
-    const thread = this.pick();
-    return thread ? this.run(thread, message, signal) : this.runWhenFree(message, signal);
-  };
-
-  /** No thread has room (one is being replaced): the message waits for one, or for its signal. */
-  private async runWhenFree(message: Message, signal: StopSignal): Promise<void> {
-    let thread: HandlerThread | undefined;
-    while (!(thread = this.pick())) await this.waiters.wait(signal);
-    return this.run(thread, message, signal);
-  }
-
-  private run(thread: HandlerThread, message: Message, signal: StopSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, message, resolve, reject };
-      thread.jobs.set(job.id, job);
-      thread.send({ t: "run", jobs: [{ id: job.id, message }] });
-      signal.addEventListener("abort", () => this.abort(thread, job, signal.reason as Error), { once: true });
-    });
-  }
-
   recycle(unit: RecycleUnit, why: string): void {
     const thread = unit as HandlerThread;
     if (thread.retiring || thread.gone) return;
     thread.retiring = true;
-    this.replaceWhenIdle(thread, why);
+    this.rebalance();
+    void this.drainThread(thread, this.o.consume.processingTimeoutMs + this.o.abortGraceMs).then(() => this.replace(thread, why, false));
   }
 
   windDown(): void {
     this.stopping = true;
   }
 
+  /** After the drain (or instead of one, in a self-check): ends every thread and waits for it. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await Promise.all(this.threads.map((t) => this.end(t, new ReleaseMessage("the worker stopped"))));
+    this.consuming = false;
+    clearInterval(this.supervisor);
+    await Promise.all([...this.threads, ...this.ending].map((t) => this.end(t)));
+    await Promise.all([...this.settling]);
+    this.sqs?.destroy();
   }
 
-  /** The thread for a message: the busiest with room while packing, else the least busy under its share. */
-  private pick(): HandlerThread | undefined {
-    const pack = this.shouldPack();
-    let best: HandlerThread | undefined;
-    for (const t of this.threads) {
-      if (!t.ready || t.retiring || t.jobs.size >= (pack ? this.o.maxWorkers : this.perThread)) continue;
-      if (!best || (pack ? t.jobs.size > best.jobs.size : t.jobs.size < best.jobs.size)) best = t;
+  private startConsuming(): void {
+    if (this.consuming || this.stopping) return;
+    this.consuming = true;
+    this.rebalance();
+    for (const t of this.threads) if (t.ready && !t.retiring) t.send({ t: "start" });
+    this.supervisor = setInterval(() => this.supervise(), this.o.superviseMs ?? 100);
+  }
+
+  /** Stops every thread receiving, lets in-flight messages finish within `ms`, and hands back what is left. */
+  private async drain(ms: number): Promise<{ released: number }> {
+    this.stopping = true;
+    this.consuming = false;
+    this.released = 0;
+    const all = [...this.threads, ...this.ending].filter((t) => !t.gone);
+    await Promise.all(all.map((t) => (t.ready ? this.drainThread(t, ms) : this.end(t))));
+    await Promise.all([...this.settling]);
+    return { released: this.released };
+  }
+
+  /** A second signal: every handler is aborted now; threads that do not drain within the grace are ended. */
+  private hurry(why: string): void {
+    this.stopping = true;
+    this.consuming = false;
+    for (const t of [...this.threads, ...this.ending]) {
+      if (t.gone || t.drained) continue;
+      t.send({ t: "hurry", why });
+      setTimeout(() => void this.end(t), this.o.abortGraceMs + 500).unref();
     }
-    return best;
   }
 
-  /** Whether messages pack into one thread now (PACKING). Never where each slot has a thread of its own. */
+  /**
+   * Asks a thread to drain within `ms`, and ends it once it has, or once the drain's time and the
+   * abort grace are past (a handler blocking it, or ignoring its signal): its messages go back then.
+   */
+  private drainThread(t: HandlerThread, ms: number): Promise<void> {
+    if (t.gone || t.onDrained) return t.ended;
+    const hard = setTimeout(() => void this.end(t), ms + this.o.abortGraceMs + 500);
+    t.onDrained = () => {
+      clearTimeout(hard);
+      void this.end(t);
+    };
+    void t.ended.then(() => clearTimeout(hard));
+    t.retiring = true;
+    t.send({ t: "drain", ms });
+    return t.ended;
+  }
+
+  /**
+   * How MAX_WORKERS is shared now: all of it in one thread while packing (PACKING), else at most
+   * perThread each, so that a spinning handler stops no more than its own thread's slots.
+   */
+  private rebalance(): void {
+    const live = this.threads.filter((t) => t.ready && !t.retiring && !t.gone);
+    const shares = new Map<number, number>();
+    if (this.consuming) {
+      let left = this.o.maxWorkers;
+      for (const t of live) {
+        const n = this.shouldPack() ? left : Math.min(this.perThread, left);
+        shares.set(t.index, n);
+        left -= n;
+      }
+    }
+    for (let i = 0; i < this.o.threads; i++) this.slots.setShare(i, shares.get(i) ?? 0);
+  }
+
+  /** Whether every slot goes to one thread now (PACKING). Never where each slot has a thread of its own. */
   private shouldPack(): boolean {
-    if (this.perThread === 1) return false;
+    return this.perThread > 1 && this.packing;
+  }
+
+  private supervise(): void {
     const now = Date.now();
-    if (now - this.loadMeasuredAt >= PACKING.windowMs) {
-      this.loadMeasuredAt = now;
+    // Packing: by how busy the threads were over the last window.
+    if (this.perThread > 1) {
       let load = 0;
-      for (const t of this.threads) if (t.ready && !t.gone) load += t.utilization();
+      for (const t of this.threads) if (t.ready && !t.gone) load += t.handlerLoad(now);
+      const was = this.packing;
       if (load > PACKING.spreadAbove) this.packing = false;
       else if (load < PACKING.packBelow) this.packing = true;
+      if (was !== this.packing) this.rebalance();
     }
-    return this.packing;
-  }
-
-  private abort(thread: HandlerThread, job: Job, reason: Error): void {
-    if (!thread.jobs.has(job.id)) return;
-    job.abortedWith = reason;
-    thread.send({ t: "abort", id: job.id, reason: { name: reason.name, message: reason.message } });
-    job.graceTimer = setTimeout(async () => {
-      if (!thread.jobs.has(job.id) || thread.gone) return;
-      const blocked = !(await thread.responsive());
-      if (!thread.jobs.has(job.id) || thread.gone) return;
-      const what = reason instanceof ProcessingTimeout ? "its processing timeout" : "its abort signal";
-      const fields = { messageId: job.message.MessageId, thread: thread.index, graceSeconds: this.o.abortGraceMs / 1000 };
-      if (blocked) {
-        this.o.log.error(fields, `a handler is still running synchronously after ${what}: its thread is ended now`);
-        this.replace(thread, `a handler blocked its thread (message ${job.message.MessageId})`);
-      } else {
-        this.o.log.error(fields, `a handler ignored ${what}: its thread takes no more messages and is replaced once the others in it finish`);
-        thread.retiring = true;
-        this.replaceWhenIdle(thread, `a handler ignored its abort signal (message ${job.message.MessageId})`);
+    for (const t of this.threads) {
+      if (!t.ready || t.gone) continue;
+      if (now - t.ledger.heartbeat < BLOCKED_AFTER_MS) continue;
+      // Blocked: its own keeper cannot run, so the main thread keeps its messages hidden.
+      const entries = t.ledger.entries();
+      const span = this.o.consume.visibilityTimeout * 1000;
+      if (entries.length && now - t.extendedAt >= span / 4) {
+        t.extendedAt = now;
+        this.changeVisibility(entries.map((e) => [e, this.o.consume.visibilityTimeout]));
       }
-    }, this.o.abortGraceMs);
-  }
-
-  /** Replaces a retiring thread once every message in it has finished, but for ones that were told to stop and did not. */
-  private replaceWhenIdle(thread: HandlerThread, why: string): void {
-    const check = () => {
-      for (const job of thread.jobs.values()) if (!job.abortedWith) return;
-      this.replace(thread, why);
-    };
-    thread.onSettled = check;
-    check();
+      const oldest = t.ledger.oldestRunning();
+      if (oldest === undefined || now - oldest < this.o.consume.processingTimeoutMs + this.o.abortGraceMs) continue;
+      this.o.log.error(
+        { thread: t.index, graceSeconds: this.o.abortGraceMs / 1000, blockedMs: now - t.ledger.heartbeat },
+        "a handler is still running synchronously after its processing timeout: its thread is ended now",
+      );
+      t.ignored ??= new ProcessingTimeout(this.o.consume.processingTimeoutMs);
+      void this.end(t);
+      this.replace(t, "a handler blocked its thread", true);
+    }
   }
 
   private spawn(index: number): HandlerThread {
-    const thread = new HandlerThread(index, this.o);
+    const thread = new HandlerThread(index, this.o, this.slots);
     this.threads[index] = thread;
     const output = new HandlerOutput(this.o.log, () => ({ source: "handler", thread: index }));
     output.attach(thread.worker.stdout, "stdout");
@@ -306,23 +385,24 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     thread.worker.on("message", (m: FromThread) => this.onMessage(thread, m));
     thread.worker.on("error", (e) => {
       if (!thread.ready) return this.failLoad(thread, e);
-      // An exception no handler caught (a throw from a timer): the thread is gone, and which of its
-      // messages threw cannot be told, so none of them is blamed.
-      this.o.log.error({ thread: index, err: e.stack ?? e.message }, "a handler threw outside any message's promise: its thread is replaced");
-      this.replace(thread, "its thread died of an uncaught exception");
+      this.o.log.error({ thread: index, err: e.stack ?? e.message }, "a handler thread died: it is replaced");
+      void this.end(thread);
+      this.replace(thread, "its thread died", true);
     });
     thread.worker.on("exit", (code) => {
       if (thread.gone) return;
       if (!thread.ready) return this.failLoad(thread, new ThreadExited(`WORKER_HANDLER exited with ${code} while it was being loaded`));
       this.o.log.error({ thread: index, exitCode: code }, "a handler thread exited (process.exit in a handler?): it is replaced");
-      this.replace(thread, `its thread exited with ${code}`);
+      void this.end(thread);
+      this.replace(thread, `its thread exited with ${code}`, true);
     });
     return thread;
   }
 
   private failLoad(thread: HandlerThread, e: Error): void {
+    if (thread.gone) return;
     thread.gone = true;
-    void thread.worker.terminate();
+    void thread.worker.terminate().then(() => thread.markEnded());
     thread.loadFailed(e);
   }
 
@@ -331,57 +411,102 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
       case "ready":
         thread.ready = true;
         thread.markReady();
+        if (this.consuming && !thread.retiring) {
+          this.rebalance();
+          thread.send({ t: "start" });
+        }
         this.emit("capacity");
-        this.waiters.notify();
         return;
       case "load-error":
         this.failLoad(thread, asError(m.error));
         return;
-      case "pong":
-        thread.pong?.();
+      case "events":
+        this.onEvents(thread, m);
         return;
       case "warn":
         this.o.log.warn({ thread: thread.index, err: m.error.stack ?? m.error.message }, m.msg);
         return;
-      case "results":
-        if (m.heapBytes !== undefined) thread.heapBytes = m.heapBytes;
-        for (const id of m.done) {
-          const job = this.settled(thread, id);
-          if (!job) continue;
-          this.crashes = 0;
-          job.resolve();
-        }
-        for (const f of m.failed) this.settled(thread, f.id)?.reject(asError(f.error));
-        thread.onSettled?.();
-        this.waiters.notify();
+      case "ignored": {
+        const reason = asError(m.reason);
+        const what = reason.name === "ProcessingTimeout" ? "its processing timeout" : "its abort signal";
+        this.o.log.error(
+          { messageId: m.message.id, thread: thread.index, graceSeconds: this.o.abortGraceMs / 1000 },
+          `a handler ignored ${what}: its thread takes no more messages and is replaced once the others in it finish`,
+        );
+        thread.ignored ??= reason;
+        thread.retiring = true;
+        this.rebalance();
+        return;
+      }
+      case "stuck":
+        void this.end(thread);
+        this.replace(thread, "a handler ignored its abort signal", true);
+        return;
+      case "crashed":
+        // An exception no handler caught (a throw from a timer): which message threw cannot be
+        // told, so none is blamed. The thread drains and goes; a fresh one takes its place now.
+        this.o.log.error(
+          { thread: thread.index, err: m.error.stack ?? m.error.message },
+          "a handler threw outside any message's promise: its thread is replaced",
+        );
+        thread.retiring = true;
+        this.rebalance();
+        void this.drainThread(thread, this.o.abortGraceMs);
+        this.replace(thread, "its thread died of an uncaught exception", true);
+        return;
+      case "spent":
+        // It drains by itself; its successor starts once it is gone, so that its slots are free.
+        thread.retiring = true;
+        this.rebalance();
+        void this.drainThread(thread, this.o.consume.processingTimeoutMs + this.o.abortGraceMs).then(() =>
+          this.replace(thread, `it took WORKER_MAX_MESSAGES (${this.o.consume.budget})`, false),
+        );
+        return;
+      case "drained":
+        thread.drained = true;
+        thread.onDrained?.();
         return;
     }
   }
 
-  /** A message of the thread's that finished: its job, unless it had already been given up on. */
-  private settled(thread: HandlerThread, id: number): Job | undefined {
-    const job = thread.jobs.get(id);
-    if (!job) return undefined;
-    thread.jobs.delete(id);
-    clearTimeout(job.graceTimer);
-    thread.handled++;
-    return job;
+  /** What every thread asked of SQS so far (the bench reads it). */
+  stats(): ConsumerStats {
+    const sum = { ...this.pastStats };
+    for (const t of [...this.threads, ...this.ending]) {
+      if (!t.stats || t.gone) continue;
+      for (const k of Object.keys(sum) as (keyof ConsumerStats)[]) sum[k] += t.stats[k];
+    }
+    return sum;
   }
 
-  /**
-   * Ends a thread and starts its successor. Messages told to stop that did not fail with the reason
-   * they were told; the others still in the thread go back to the queue untouched.
-   */
-  private replace(thread: HandlerThread, why: string): void {
-    if (thread.gone) return;
-    const died = !thread.retiring || [...thread.jobs.values()].some((j) => j.abortedWith);
-    void this.end(thread, new ReleaseMessage(`its handler thread was stopped: ${why}`));
+  private onEvents(thread: HandlerThread, m: ThreadEvents): void {
+    thread.handled = m.handled;
+    if (m.stats) thread.stats = m.stats;
+    if (m.deleted) this.source.emit("deleted", m.deleted);
+    thread.openReceives = m.openReceives;
+    if (m.heapBytes !== undefined) thread.heapBytes = m.heapBytes;
+    if (m.processed.length) this.crashes = 0;
+    const e = this.source;
+    for (const [note, ms] of m.processed) e.emit("processed", messageOf(note), ms);
+    for (const [note, err, retryIn] of m.failed) e.emit("failed", messageOf(note), asError(err), retryIn);
+    for (const note of m.released) {
+      this.released++;
+      e.emit("released", messageOf(note));
+    }
+    if (m.polled) e.emit("polled");
+    for (const [operation, err] of m.errors) e.emit("error", asError(err), operation);
+  }
+
+  /** Starts a thread's successor, later each time threads keep dying without finishing a message. */
+  private replace(thread: HandlerThread, why: string, died: boolean): void {
+    if (thread.replaced) return;
+    thread.replaced = true;
     this.emit("recycled", thread, why);
     if (this.stopping) return;
     if (died) this.crashes++;
     const delay = died ? Math.min(5_000, 100 * 2 ** Math.max(0, this.crashes - 1)) : 0;
     const start = () => {
-      if (this.stopping) return;
+      if (this.stopping || this.threads[thread.index] !== thread) return;
       this.spawn(thread.index).loaded.catch((e: Error) =>
         this.emit("fatal", new Error(`a handler thread could not load WORKER_HANDLER again: ${e.message}`)),
       );
@@ -390,18 +515,73 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     else start();
   }
 
-  private async end(thread: HandlerThread, orphaned: Error): Promise<void> {
-    if (thread.gone) return;
+  /**
+   * Ends a thread and hands back what its ledger says it held: a message that would not stop fails
+   * with why it was told to (or goes back, when that was the drain's end); the others go back.
+   */
+  private async end(thread: HandlerThread): Promise<void> {
+    if (thread.gone) return thread.ended;
     thread.gone = true;
     thread.ready = false;
-    for (const job of thread.jobs.values()) {
-      clearTimeout(job.graceTimer);
-      job.reject(job.abortedWith ?? orphaned);
-    }
-    thread.jobs.clear();
     thread.retiring = true;
+    if (thread.stats) for (const k of Object.keys(this.pastStats) as (keyof ConsumerStats)[]) this.pastStats[k] += thread.stats[k];
+    if (this.threads[thread.index] === thread) this.rebalance();
     this.ending.add(thread);
     await thread.worker.terminate();
     this.ending.delete(thread);
+    const held = thread.ledger.slotsHeld;
+    if (held > 0) this.slots.release(held);
+    // Only a handler past its processing timeout fails; one told to stop by the drain's end, and
+    // every message that merely shared its thread, goes back untouched.
+    const stuck = thread.ignored?.name === "ProcessingTimeout" ? thread.ignored : undefined;
+    const now = Date.now();
+    const changes: [LedgerEntry, number][] = [];
+    for (const entry of thread.ledger.entries()) {
+      const message = messageOf({ id: entry.messageId, receives: entry.receiveCount });
+      if (stuck && entry.state === EntryState.Running && now - entry.since >= this.o.consume.processingTimeoutMs) {
+        const seconds = retryDelay(this.o.consume.retryDelaySeconds, entry.receiveCount);
+        this.source.emit("failed", message, stuck, seconds);
+        changes.push([entry, seconds]);
+      } else {
+        this.released++;
+        this.source.emit("released", message);
+        changes.push([entry, 0]);
+      }
+    }
+    if (changes.length) await this.changeVisibility(changes);
+    thread.markEnded();
+    this.emit("capacity");
+  }
+
+  private changeVisibility(changes: [LedgerEntry, number][]): Promise<void> {
+    this.sqs ??= workerSqsClient({
+      region: this.o.consume.region ?? "us-east-1",
+      endpoint: this.o.consume.endpoint,
+      credentials: staticCredentials(this.o.env ?? process.env),
+    });
+    const sqs = this.sqs;
+    const calls: Promise<void>[] = [];
+    for (let i = 0; i < changes.length; i += 10) {
+      const batch = changes.slice(i, i + 10);
+      calls.push(
+        sqs
+          .send(
+            new ChangeMessageVisibilityBatchCommand({
+              QueueUrl: this.o.consume.queueUrl,
+              Entries: batch.map(([e, seconds], j) => ({ Id: String(j), ReceiptHandle: e.receiptHandle, VisibilityTimeout: seconds })),
+            }),
+          )
+          .then(
+            (out) => {
+              for (const f of out.Failed ?? []) this.source.emit("error", new Error(f.Message ?? f.Code ?? "refused"), "ChangeMessageVisibility");
+            },
+            (e: Error) => void this.source.emit("error", e, "ChangeMessageVisibility"),
+          ),
+      );
+    }
+    const all = Promise.all(calls).then(() => undefined);
+    this.settling.add(all);
+    void all.finally(() => this.settling.delete(all));
+    return all;
   }
 }

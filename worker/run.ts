@@ -2,14 +2,14 @@ import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { AppPool } from "./app-pool";
 import { CommandRunner } from "./command-runner";
-import { Consumer } from "./consumer";
+import { Consumer, type MessageSource } from "./consumer";
 import { EXIT, SCALE_IN_HEARTBEAT_INTERVAL, SMOKE_ATTRIBUTE } from "./contract";
 import { HandlerPool, handlerThreads } from "./handler-pool";
 import { InstanceMetadata, LifecycleAction, ScaleInWatcher } from "./lifecycle";
 import { createLogger, Logger } from "./log";
 import { MetricsPublisher } from "./metrics";
 import { Recycler } from "./recycler";
-import { workerSqsClient } from "./sqs-client";
+import { staticCredentials, workerSqsClient } from "./sqs-client";
 import { HandlerFailed, HandlerRuntime } from "./runtime";
 import { readSettings, WorkerConfigError, WorkerSettings } from "./settings";
 
@@ -43,6 +43,18 @@ function createRuntime(settings: WorkerSettings, env: NodeJS.ProcessEnv, log: Lo
       maxWorkers: settings.maxWorkers,
       threads: handlerThreads(settings.maxWorkers),
       abortGraceMs: killGraceMs,
+      consume: {
+        queueUrl: settings.queueUrl,
+        maxMessages: settings.maxMessages,
+        waitTimeSeconds: settings.waitTimeSeconds,
+        visibilityTimeout: settings.visibilityTimeout,
+        processingTimeoutMs: settings.processingTimeoutMs,
+        retryDelaySeconds: settings.retryDelaySeconds,
+        region: settings.region,
+        endpoint: settings.endpoint,
+        budget: settings.recycle.maxMessages,
+        maxRssBytes: settings.recycle.maxRssMb ? settings.recycle.maxRssMb * 2 ** 20 : undefined,
+      },
       log,
       env,
     });
@@ -97,18 +109,21 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
 
   const aws = { region: settings.region ?? "us-east-1", credentials: staticCredentials(env) };
   const sqs = workerSqsClient({ ...aws, endpoint: settings.endpoint });
-  const consumer = new Consumer({
-    sqs,
-    queueUrl: settings.queueUrl,
-    concurrency: settings.maxWorkers,
-    maxMessages: settings.maxMessages,
-    waitTimeSeconds: settings.waitTimeSeconds,
-    visibilityTimeout: settings.visibilityTimeout,
-    processingTimeoutMs: settings.processingTimeoutMs,
-    retryDelaySeconds: settings.retryDelaySeconds,
-    process: runtime.process,
-    capacity: () => runtime.capacity(),
-  });
+  // Handler threads consume the queue themselves; commands and app processes are fed by a Consumer here.
+  const consumer: MessageSource =
+    runtime.source ??
+    new Consumer({
+      sqs,
+      queueUrl: settings.queueUrl,
+      concurrency: settings.maxWorkers,
+      maxMessages: settings.maxMessages,
+      waitTimeSeconds: settings.waitTimeSeconds,
+      visibilityTimeout: settings.visibilityTimeout,
+      processingTimeoutMs: settings.processingTimeoutMs,
+      retryDelaySeconds: settings.retryDelaySeconds,
+      process: runtime.process!,
+      capacity: () => runtime.capacity(),
+    });
   const metrics = settings.metrics
     ? new MetricsPublisher(opts.clients?.cloudwatch ?? new CloudWatchClient(aws), settings.stack ?? "unknown", (e) =>
         log.warn({ err: e.message }, "could not publish metrics"),
@@ -256,15 +271,4 @@ export async function runWorker(opts: RunOptions = {}): Promise<number> {
   if (reason.code === EXIT.CONFIG_ERROR) log.fatal({ exitCode: reason.code, released }, reason.why);
   else log.info({ why: reason.why, released, exitCode: reason.code }, "stopped");
   return reason.code;
-}
-
-/**
- * Keys given in the worker's own environment (local runs, tests); on an instance there are none and
- * the SDK's default chain finds the instance profile. Read from `env`, which need not be process.env.
- */
-function staticCredentials(env: NodeJS.ProcessEnv) {
-  const accessKeyId = env.AWS_ACCESS_KEY_ID?.trim();
-  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY?.trim();
-  if (!accessKeyId || !secretAccessKey) return undefined;
-  return { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN?.trim() || undefined };
 }

@@ -1,5 +1,5 @@
 import type { EventEmitter } from "node:events";
-import type { Processor, StopSignal } from "./consumer";
+import type { MessageSource, Processor, StopSignal } from "./consumer";
 import type { WorkerConfigError } from "./settings";
 
 /**
@@ -13,7 +13,10 @@ export interface HandlerRuntime extends EventEmitter<RuntimeEvents> {
   start(): Promise<void>;
   /** Slots that can take a message now. */
   capacity(): number;
-  readonly process: Processor;
+  /** Runs one message, for the main thread's Consumer (command and app modes). */
+  readonly process?: Processor;
+  /** A runtime that consumes the queue itself (handler threads): the worker drives it instead of a Consumer. */
+  readonly source?: MessageSource;
   /** What can be recycled in place; none in command mode, where every message is a fresh process. */
   units(): RecycleUnit[];
   /** Replaces a unit once the messages it holds have finished. */

@@ -12,3 +12,14 @@ const WORKER_SQS_CONFIG = { cacheMiddleware: true } satisfies Partial<SQSClientC
 export function workerSqsClient(config: SQSClientConfig): SQSClient {
   return new SQSClient({ ...config, ...WORKER_SQS_CONFIG });
 }
+
+/**
+ * Keys given in the worker's own environment (local runs, tests); on an instance there are none and
+ * the SDK's default chain finds the instance profile. Read from `env`, which need not be process.env.
+ */
+export function staticCredentials(env: NodeJS.ProcessEnv) {
+  const accessKeyId = env.AWS_ACCESS_KEY_ID?.trim();
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY?.trim();
+  if (!accessKeyId || !secretAccessKey) return undefined;
+  return { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN?.trim() || undefined };
+}

@@ -2,29 +2,40 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { Message } from "@aws-sdk/client-sqs";
-import { ProcessingTimeout } from "../../worker/consumer";
 import { HandlerPool } from "../../worker/handler-pool";
 import { createLogger } from "../../worker/log";
+import { CREDENTIALS, eventually, REGION, TestSqs } from "../support/sqs";
 
 const RECORD = path.join(__dirname, "..", "support", "handlers", "record.js");
 
+interface Line {
+  event: string;
+  body: string;
+  thread: string;
+}
+
 /**
- * The handler pool on its own, with real worker threads: which thread each message runs in. A
- * message's thread is read from the "start <body> <pid>.<thread>" lines record.js writes.
+ * The handler pool on its own, with real worker threads consuming a real (embedded) SQS: which
+ * thread each message ran in, read from the "start|done <body> <pid>.<thread>" lines record.js
+ * appends in the order they happen.
  */
-describe("the handler pool's threads (WORKER_HANDLER)", function () {
+describe("the handler pool's threads (WORKER_HANDLER), each consuming the queue itself", function () {
   this.timeout(60_000);
+  let sqs: TestSqs;
   let dir: string;
+  let n = 0;
   const pools: HandlerPool[] = [];
 
+  before(async () => (sqs = await TestSqs.start()));
+  after(async () => sqs.stop());
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-pool-"))));
   afterEach(async () => {
-    await Promise.all(pools.splice(0).map((p) => p.stop()));
+    await Promise.all(pools.splice(0).map(async (p) => (await p.source.drain(1_000), await p.stop())));
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function pool(o: { maxWorkers: number; threads: number; env?: NodeJS.ProcessEnv; modulePath?: string }): Promise<{ pool: HandlerPool; threadOf: () => Map<string, string> }> {
+  async function pool(o: { maxWorkers: number; threads: number; env?: NodeJS.ProcessEnv; modulePath?: string; processingTimeoutMs?: number }) {
+    const q = await sqs.queuePair(`pool-${n++}`);
     const file = path.join(dir, "record");
     fs.writeFileSync(file, "");
     const p = new HandlerPool({
@@ -32,69 +43,84 @@ describe("the handler pool's threads (WORKER_HANDLER)", function () {
       maxWorkers: o.maxWorkers,
       threads: o.threads,
       abortGraceMs: 5_000,
+      consume: {
+        queueUrl: q.url,
+        maxMessages: 10,
+        waitTimeSeconds: 1,
+        visibilityTimeout: 30,
+        processingTimeoutMs: o.processingTimeoutMs ?? 30_000,
+        retryDelaySeconds: 600,
+        region: REGION,
+        endpoint: sqs.endpoint,
+      },
       log: createLogger("silent"),
-      env: { ...process.env, RECORD_FILE: file, ...o.env },
+      env: {
+        ...process.env,
+        AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+        RECORD_FILE: file,
+        ...o.env,
+      },
     });
     pools.push(p);
     await p.start();
-    const threadOf = () =>
-      new Map(
-        fs
-          .readFileSync(file, "utf8")
-          .split("\n")
-          .filter((l) => l.startsWith("start "))
-          .map((l) => l.split(" ").slice(1) as [string, string]),
-      );
-    return { pool: p, threadOf };
+    const lines = (): Line[] =>
+      fs
+        .readFileSync(file, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => {
+          const [event, body, thread] = l.split(" ");
+          return { event, body, thread };
+        });
+    return { pool: p, q, lines };
   }
 
-  /** Runs `batches` receives' worth of `size` messages, each batch at once, one batch after another. */
-  async function runBatches(p: HandlerPool, batches: number, size: number, prefix = "b"): Promise<string[][]> {
-    const out: string[][] = [];
-    for (let b = 0; b < batches; b++) {
-      const bodies = Array.from({ length: size }, (_, i) => `${prefix}${b}m${i}`);
-      const message = (body: string): Message => ({ MessageId: body, ReceiptHandle: body, Body: body });
-      await Promise.all(bodies.map((body) => p.process(message(body), new AbortController().signal)));
-      out.push(bodies);
+  /** The most handlers that ran at once in any one thread, from the order of the record's lines. */
+  function peakPerThread(lines: Line[]): number {
+    const running = new Map<string, number>();
+    let peak = 0;
+    for (const l of lines) {
+      const now = (running.get(l.thread) ?? 0) + (l.event === "start" ? 1 : l.event === "done" ? -1 : 0);
+      running.set(l.thread, now);
+      peak = Math.max(peak, now);
     }
-    return out;
+    return peak;
   }
 
-  it("packs a batch of cheap async handlers into one thread: one wake-up each way, not one per thread", async () => {
+  it("puts every slot in one thread while handlers are cheap: one receive stream, one SDK client, full batches", async () => {
     // 20 ms of waiting a message: the thread is busy well under a third of the time, even on a slow machine.
-    const { pool: p, threadOf } = await pool({ maxWorkers: 10, threads: 2, env: { HANDLER_MS: "20" } });
-    // A fresh thread's first messages run cold (lazy compilation, first file writes) and may measure
-    // busy enough to spread for a window: the steady state is what packing is for.
-    await runBatches(p, 5, 10, "warm");
-    const batches = await runBatches(p, 20, 10);
-    const threads = threadOf();
-    const split = batches.filter((b) => new Set(b.map((body) => threads.get(body))).size > 1);
-    assert.deepEqual(split, [], "every batch ran in a single thread");
+    const { pool: p, q, lines } = await pool({ maxWorkers: 10, threads: 2, env: { HANDLER_MS: "20" } });
+    await sqs.send(q.url, Array.from({ length: 300 }, (_, i) => `m${i}`));
+    p.source.start();
+    assert.ok(await eventually(() => lines().filter((l) => l.event === "done").length === 300, 30_000));
+    // A fresh thread's first messages run cold and may measure busy enough to spread for a window:
+    // the steady state is what packing is for.
+    const later = lines().filter((l) => l.event === "start").slice(100);
+    assert.equal(new Set(later.map((l) => l.thread)).size, 1, "the last 200 messages all ran in one thread");
+    const stats = p.stats();
+    assert.ok(stats.received / stats.receives >= 5, `${(stats.received / stats.receives).toFixed(1)} messages a receive`);
   });
 
-  it("spreads handlers that compute over every thread, so that they use every core", async () => {
-    const { pool: p, threadOf } = await pool({ maxWorkers: 4, threads: 2, env: { HANDLER_CPU_MS: "20" } });
-    const batches = await runBatches(p, 15, 4);
-    const threads = threadOf();
-    // The first batches (80 ms each in one thread) go before the pool has measured how busy its
-    // threads are: it measures every 100 ms.
-    const later = batches.slice(3);
-    const packed = later.filter((b) => new Set(b.map((body) => threads.get(body))).size === 1);
-    assert.deepEqual(packed, [], "no batch of computing handlers was packed into one thread");
+  it("spreads handlers that compute over every thread, so that they use every core, never past a thread's share", async () => {
+    const { pool: p, q, lines } = await pool({ maxWorkers: 4, threads: 2, env: { HANDLER_CPU_MS: "20" } });
+    await sqs.send(q.url, Array.from({ length: 120 }, (_, i) => `c${i}`));
+    p.source.start();
+    assert.ok(await eventually(() => lines().filter((l) => l.event === "done").length === 120, 30_000));
+    const later = lines().filter((l) => l.event === "start").slice(20);
     const perThread = new Map<string, number>();
-    for (const body of later.flat()) perThread.set(threads.get(body)!, (perThread.get(threads.get(body)!) ?? 0) + 1);
-    assert.deepEqual([...perThread.values()], [24, 24], "each thread ran its share (2 of every 4)");
+    for (const l of later) perThread.set(l.thread, (perThread.get(l.thread) ?? 0) + 1);
+    assert.equal(perThread.size, 2, "both threads ran messages");
+    for (const k of perThread.values()) assert.ok(k >= 30, `each thread ran a fair share of 100: ${JSON.stringify([...perThread])}`);
   });
 
-  it("never packs where each slot has a thread of its own: a spinning handler stops no other slot", async () => {
-    const { pool: p, threadOf } = await pool({ maxWorkers: 2, threads: 2, env: { HANDLER_MS: "5" } });
-    const batches = await runBatches(p, 20, 2);
-    const threads = threadOf();
-    assert.deepEqual(
-      batches.filter((b) => threads.get(b[0]) === threads.get(b[1])),
-      [],
-      "the two messages of every batch ran in different threads",
-    );
+  it("never lets a thread run more than its own slot where each slot has a thread: a spinning handler stops no other slot", async () => {
+    const { pool: p, q, lines } = await pool({ maxWorkers: 2, threads: 2, env: { HANDLER_MS: "5" } });
+    await sqs.send(q.url, Array.from({ length: 60 }, (_, i) => `s${i}`));
+    p.source.start();
+    assert.ok(await eventually(() => lines().filter((l) => l.event === "done").length === 60, 30_000));
+    assert.equal(peakPerThread(lines()), 1, "one handler at a time in each thread");
+    assert.equal(new Set(lines().map((l) => l.thread)).size, 2, "both threads consumed");
   });
 
   it("gives a handler that reads its signal only after the timeout an aborted one, with the timeout as its reason", async () => {
@@ -103,14 +129,18 @@ describe("the handler pool's threads (WORKER_HANDLER)", function () {
       handler,
       `exports.handle = async (message, ctx) => {
         await new Promise((r) => setTimeout(r, 300));
-        if (!ctx.signal.aborted) return;
-        throw new Error("saw " + ctx.signal.reason.name);
+        require("node:fs").writeFileSync(${JSON.stringify(path.join(dir, "saw"))}, ctx.signal.aborted ? ctx.signal.reason.name : "not aborted");
+        throw new Error("gave up");
       };`,
     );
-    const { pool: p } = await pool({ maxWorkers: 1, threads: 1, modulePath: handler });
-    const stop = new AbortController();
-    setTimeout(() => stop.abort(new ProcessingTimeout(50)), 50);
-    await assert.rejects(p.process({ MessageId: "m", ReceiptHandle: "m", Body: "m" }, stop.signal), /saw ProcessingTimeout/);
+    const { pool: p, q } = await pool({ maxWorkers: 1, threads: 1, modulePath: handler, processingTimeoutMs: 50 });
+    const failures: string[] = [];
+    p.source.on("failed", (_m, e) => failures.push(e.message));
+    await sqs.send(q.url, ["m"]);
+    p.source.start();
+    assert.ok(await eventually(() => failures.length === 1, 10_000));
+    assert.match(failures[0], /processing took longer than 0.05 s/);
+    assert.equal(fs.readFileSync(path.join(dir, "saw"), "utf8"), "ProcessingTimeout");
   });
 
   it("settles every shape a handler may return (nothing, a value, a throw, a promise, a thenable), and ctx spreads with its signal", async () => {
@@ -132,25 +162,23 @@ describe("the handler pool's threads (WORKER_HANDLER)", function () {
         }
       };`,
     );
-    const { pool: p } = await pool({ maxWorkers: 10, threads: 2, modulePath: handler });
-    const run = (body: string) => p.process({ MessageId: body, ReceiptHandle: body, Body: body }, new AbortController().signal);
-    const outcomes = await Promise.allSettled(
-      ["spread-ctx", "nothing", "value", "throw", "throw-string", "resolve", "reject", "thenable", "thenable-fail", "throwing-then"].map(run),
-    );
-    const seen = outcomes.map((o) => (o.status === "fulfilled" ? "ok" : `${(o.reason as Error).name}: ${(o.reason as Error).message}`));
-    assert.deepEqual(seen, [
-      "ok",
-      "ok",
-      "ok",
-      "Error: thrown at once",
+    const { pool: p, q } = await pool({ maxWorkers: 10, threads: 2, modulePath: handler });
+    let processed = 0;
+    const failed: string[] = [];
+    p.source.on("processed", () => processed++);
+    p.source.on("failed", (_m, e) => failed.push(`${e.name}: ${e.message}`));
+    await sqs.send(q.url, ["spread-ctx", "nothing", "value", "throw", "throw-string", "resolve", "reject", "thenable", "thenable-fail", "throwing-then"]);
+    p.source.start();
+    assert.ok(await eventually(() => processed + failed.length === 10, 10_000));
+    assert.equal(processed, 5);
+    assert.deepEqual(failed.sort(), [
       "Error: a bare string",
-      "ok",
-      "TypeError: rejected later",
-      "ok",
-      "RangeError: thenable refused",
       "Error: then getter threw",
-    ]);
-    // Nothing is left running: the pool's every slot is free again.
-    assert.equal(p.capacity(), 10);
+      "Error: thrown at once",
+      "RangeError: thenable refused",
+      "TypeError: rejected later",
+    ].sort());
+    // Nothing is left running: every slot of the shared count is free again.
+    assert.ok(await eventually(() => p.source.inFlight === 0 && p.capacity() === 10, 5_000));
   });
 });
