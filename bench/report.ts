@@ -171,13 +171,14 @@ export function formatReport(report: BenchReport): string {
     }
     out.push("");
     out.push("how each ran (one fresh process per contender, a fresh queue filled with the same bodies, fill not timed;");
-    out.push("  the clock runs from the warm-up's last delete until the last one is acknowledged, counted by a middleware on the SQS client):");
-    out.push("  kiln            worker/consumer.ts Consumer, concurrency = in flight, maxMessages 10, the worker's defaults; the workload");
-    out.push("                  a WORKER_HANDLER module in the worker's handler threads (min(in flight, CPUs) of them), as in production");
+    out.push("  the clock runs from the warm-up's last delete until the last one is acknowledged, as SQS acknowledges it to the client):");
+    out.push("  kiln            worker/handler-pool.ts as the worker runs it: the workload a WORKER_HANDLER module in the handler threads");
+    out.push("                  (min(in flight, CPUs) of them), each consuming with its own client (the worker's, as in production),");
+    out.push("                  MAX_WORKERS = in flight, maxMessages 10, the worker's defaults");
     out.push("  sqs-consumer    batchSize 10, one instance per 10 in flight on one client (v14 has no concurrency option)");
     for (const o of report.scenarios) out.push(`  bare (${o.scenario.id})`.padEnd(18) + o.scenario.bareNote);
-    out.push("  all             the worker's SQSClient config (cacheMiddleware; keep-alive, 256 sockets), WaitTimeSeconds 20, VisibilityTimeout 300;");
-    out.push(`                  bundled by esbuild as the worker is, run by plain node with the worker's flags (${WORKER_NODE_FLAGS.join(" ")})`, "");
+    out.push("  the others      the worker's SQSClient config (cacheMiddleware; keep-alive, 256 sockets), WaitTimeSeconds 20, VisibilityTimeout 300;");
+    out.push(`  all             bundled by esbuild as the worker is, run by plain node with the worker's flags (${WORKER_NODE_FLAGS.join(" ")})`, "");
   }
 
   if (report.app) out.push(...appLines(report.app), "");

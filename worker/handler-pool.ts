@@ -505,6 +505,8 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     if (this.stopping) return;
     if (died) this.crashes++;
     const delay = died ? Math.min(5_000, 100 * 2 ** Math.max(0, this.crashes - 1)) : 0;
+    // Until it is gone, a thread that is still draining is the pool's to wait for and to end.
+    if (!thread.gone) this.ending.add(thread);
     const start = () => {
       if (this.stopping || this.threads[thread.index] !== thread) return;
       this.spawn(thread.index).loaded.catch((e: Error) =>

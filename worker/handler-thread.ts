@@ -213,11 +213,15 @@ function startConsuming(handle: Handle): void {
   });
   consumer.on("processed", (m, ms) => {
     handled++;
+    // Its slot frees once this event is out: look then.
+    if (retiring) setImmediate(checkStuck);
     events.processed.push([note(m), ms]);
     scheduleFlush();
   });
   consumer.on("failed", (m, e, retryIn) => {
     handled++;
+    // Its slot frees once this event is out: look then.
+    if (retiring) setImmediate(checkStuck);
     events.failed.push([note(m), describe(e), retryIn]);
     scheduleFlush();
   });

@@ -34,7 +34,14 @@ describe("the handler pool's threads (WORKER_HANDLER), each consuming the queue 
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function pool(o: { maxWorkers: number; threads: number; env?: NodeJS.ProcessEnv; modulePath?: string; processingTimeoutMs?: number }) {
+  async function pool(o: {
+    maxWorkers: number;
+    threads: number;
+    env?: NodeJS.ProcessEnv;
+    modulePath?: string;
+    processingTimeoutMs?: number;
+    abortGraceMs?: number;
+  }) {
     const q = await sqs.queuePair(`pool-${n++}`);
     const file = path.join(dir, "record");
     fs.writeFileSync(file, "");
@@ -42,7 +49,7 @@ describe("the handler pool's threads (WORKER_HANDLER), each consuming the queue 
       modulePath: o.modulePath ?? RECORD,
       maxWorkers: o.maxWorkers,
       threads: o.threads,
-      abortGraceMs: 5_000,
+      abortGraceMs: o.abortGraceMs ?? 5_000,
       consume: {
         queueUrl: q.url,
         maxMessages: 10,
@@ -180,5 +187,37 @@ describe("the handler pool's threads (WORKER_HANDLER), each consuming the queue 
     ].sort());
     // Nothing is left running: every slot of the shared count is free again.
     assert.ok(await eventually(() => p.source.inFlight === 0 && p.capacity() === 10, 5_000));
+  });
+
+  it("ends a thread whose handler ignores its timeout once the others in it finish, fails only that message, and refills its slots", async () => {
+    const handler = path.join(dir, "ignore.js");
+    fs.writeFileSync(
+      handler,
+      `exports.handle = (message) => {
+        if (message.Body === "ignore") return new Promise(() => setInterval(() => undefined, 1000));
+        if (message.Body === "slow") return new Promise((r) => setTimeout(r, 400));
+      };`,
+    );
+    // Both slots in one thread: "ignore" is told to stop at 600 ms and given up on 200 ms later,
+    // while "slow", started 500 ms after it, is still running and must be let finish.
+    const { pool: p, q } = await pool({ maxWorkers: 2, threads: 1, modulePath: handler, processingTimeoutMs: 600, abortGraceMs: 200 });
+    const failed: string[] = [];
+    let processed = 0;
+    const recycled: string[] = [];
+    p.source.on("failed", (_m, e) => failed.push(e.name));
+    p.source.on("processed", () => processed++);
+    p.on("recycled", (_u, why) => recycled.push(why));
+    await sqs.send(q.url, ["ignore"]);
+    p.source.start();
+    assert.ok(await eventually(() => p.source.inFlight === 1, 10_000));
+    await new Promise((r) => setTimeout(r, 500));
+    await sqs.send(q.url, ["slow"]);
+    assert.ok(await eventually(() => recycled.length === 1 && failed.length === 1, 10_000), "the thread was ended once the other message finished");
+    assert.equal(processed, 1, "the other message finished first");
+    assert.deepEqual(failed, ["ProcessingTimeout"]);
+    // A fresh thread takes both slots again.
+    await sqs.send(q.url, ["a", "b", "c"]);
+    assert.ok(await eventually(() => processed === 4, 10_000));
+    assert.ok(await eventually(() => p.source.inFlight === 0, 5_000));
   });
 });
