@@ -73,11 +73,17 @@ let events = fresh();
 let handled = 0;
 let flushScheduled = false;
 
-/** What happened in a turn goes to the main thread as one post: one wake-up a batch, not a message. */
+/**
+ * What happened goes to the main thread at most every REPORT_MS, as one post: waking the main
+ * thread for every batch cost more than the main thread then did. Nothing waits on a report: a
+ * thread keeps its own slots, budget and memory limit; drains and ends flush at once.
+ */
+const REPORT_MS = 10;
+
 function scheduleFlush(): void {
   if (flushScheduled) return;
   flushScheduled = true;
-  setImmediate(flush);
+  setTimeout(flush, REPORT_MS);
 }
 
 function flush(): void {
