@@ -74,9 +74,10 @@ export interface ConsumerOptions {
   /**
    * A handler thread that consumes itself (worker/slot-board.ts): it takes a slot of the count the
    * threads share before it starts a message, fills no more than its share of them, and records
-   * every message it holds in its ledger for the main thread to hand back should it die.
+   * every message it holds in its ledger, until SQS has acknowledged what became of it, for the
+   * main thread to finish should the thread die. `holder` is its counter in the slot count.
    */
-  board?: { slots: SlotCount; thread: number; ledger: Ledger };
+  board?: { slots: SlotCount; thread: number; holder: number; ledger: Ledger };
   /** Messages to take in all (a thread's WORKER_MAX_MESSAGES); then it receives no more and emits "spent" once they have finished. */
   budget?: number;
 }
@@ -214,9 +215,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
   private keeper?: NodeJS.Timeout;
   private quiet?: () => void;
   /** Released while one of our own receives was open: handed back once none is, or they would come straight back to us. */
-  private held: Message[] = [];
-  private readonly deletes: Batcher<string>;
-  private readonly visibility: Batcher<{ handle: string; seconds: number }>;
+  private held: { message: Message; entry: number }[] = [];
+  /** Receipt handles with their ledger entries (-1 for none), freed once SQS has answered. */
+  private readonly deletes: Batcher<{ handle: string; entry: number }>;
+  private readonly visibility: Batcher<{ handle: string; seconds: number; entry: number }>;
   /** Messages taken against the budget. */
   private taken = 0;
   private retryScheduled = false;
@@ -226,17 +228,27 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
     const failures = (out: { Failed?: { Id?: string; Message?: string; Code?: string }[] }) => ({
       failed: (out.Failed ?? []).map((f) => ({ id: f.Id!, message: f.Message ?? f.Code ?? "refused" })),
     });
+    // An entry's ledger record goes once SQS has answered for it, whatever the answer: until then a
+    // thread ended meanwhile leaves the main thread its delete or visibility change to make.
+    const ledger = o.board?.ledger;
+    const forget = (entries: { item: { entry: number } }[]) => {
+      if (ledger) for (const e of entries) ledger.drop(e.item.entry);
+    };
     this.deletes = new Batcher(async (entries) => {
-      const result = failures(
-        await o.sqs.send(
-          new DeleteMessageBatchCommand({ QueueUrl: o.queueUrl, Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item })) }),
-        ),
-      );
-      const deleted = entries.length - result.failed.length;
-      this.stats.deleteBatches++;
-      this.stats.deleted += deleted;
-      if (deleted) this.emit("deleted", deleted);
-      return result;
+      try {
+        const result = failures(
+          await o.sqs.send(
+            new DeleteMessageBatchCommand({ QueueUrl: o.queueUrl, Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item.handle })) }),
+          ),
+        );
+        const deleted = entries.length - result.failed.length;
+        this.stats.deleteBatches++;
+        this.stats.deleted += deleted;
+        if (deleted) this.emit("deleted", deleted);
+        return result;
+      } finally {
+        forget(entries);
+      }
     },
       // A processed message waits for its delete a little longer so that deletes go out in fuller
       // batches (AWS's buffered Java client holds a batch open 200 ms). It stays hidden meanwhile, a
@@ -245,14 +257,18 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
     );
     this.visibility = new Batcher(async (entries) => {
       this.stats.visibilityBatches++;
-      return failures(
-        await o.sqs.send(
-          new ChangeMessageVisibilityBatchCommand({
-            QueueUrl: o.queueUrl,
-            Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item.handle, VisibilityTimeout: e.item.seconds })),
-          }),
-        ),
-      );
+      try {
+        return failures(
+          await o.sqs.send(
+            new ChangeMessageVisibilityBatchCommand({
+              QueueUrl: o.queueUrl,
+              Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item.handle, VisibilityTimeout: e.item.seconds })),
+            }),
+          ),
+        );
+      } finally {
+        forget(entries);
+      }
     });
   }
 
@@ -288,10 +304,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
   stop(): void {
     this.running = false;
     this.stopping.abort();
-    for (const h of this.ahead.splice(0)) {
-      this.o.board?.ledger.drop(h.entry);
-      this.release(h.message);
-    }
+    for (const h of this.ahead.splice(0)) this.release(h.message, h.entry);
   }
 
   /** Ends the drain's wait now: every in-flight message is aborted and goes back to the queue. */
@@ -318,9 +331,14 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
     clearTimeout(timer);
     this.handBack();
     clearInterval(this.keeper);
-    await Promise.all([this.deletes.flush(), this.visibility.flush()]);
+    await this.flushWrites();
     this.off("released", count);
     return { released };
+  }
+
+  /** Sends every delete and visibility change waiting for a fuller batch, and waits until SQS has answered them. */
+  async flushWrites(): Promise<void> {
+    await Promise.all([this.deletes.flush(), this.visibility.flush()]);
   }
 
   private settle(): void {
@@ -339,10 +357,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
   private acquire(): boolean {
     const b = this.o.board;
     if (!b) return true;
-    if (b.slots.tryAcquire()) {
-      b.ledger.slots(1);
-      return true;
-    }
+    if (b.slots.tryAcquire(b.holder)) return true;
     // Another thread took it: look again shortly (slots freed in other threads wake nobody here).
     if (!this.retryScheduled) {
       this.retryScheduled = true;
@@ -443,15 +458,20 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
       const slots = this.slots();
       const visibleAt = began + this.o.visibilityTimeout * 1000;
       const ledger = this.o.board?.ledger;
-      for (const m of messages) {
+      // Every message goes in the ledger before any starts: a handler that blocks its thread from
+      // the first message on must not leave the rest of the batch unknown to the main thread.
+      const batch = messages.map((m) => ({
+        message: m,
+        visibleAt,
+        entry: ledger && m.ReceiptHandle ? ledger.hold(m.ReceiptHandle, m.MessageId ?? "", Number(m.Attributes?.ApproximateReceiveCount ?? 1)) : -1,
+      }));
+      for (const held of batch) {
         // Received as a stop raced the poll: give it straight back rather than start it.
         if (!this.running) {
-          this.release(m);
+          this.release(held.message, held.entry);
           continue;
         }
         this.taken++;
-        const entry = ledger && m.ReceiptHandle ? ledger.hold(m.ReceiptHandle, m.MessageId ?? "", Number(m.Attributes?.ApproximateReceiveCount ?? 1)) : -1;
-        const held = { message: m, visibleAt, entry };
         if (this.active.size < slots && this.acquire()) this.begin(held);
         else this.ahead.push(held);
       }
@@ -490,11 +510,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
     const done = () => {
       clearTimeout(timer);
       this.active.delete(id);
-      if (board) {
-        board.ledger.drop(entry);
-        board.ledger.slots(-1);
-        board.slots.release();
-      }
+      board?.slots.release(board.holder);
       this.finished++;
       if (this.o.budget !== undefined && this.taken >= this.o.budget && this.active.size === 0 && this.ahead.length === 0) {
         queueMicrotask(() => this.emit("spent"));
@@ -512,7 +528,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
     processing.then(
       () => {
         try {
-          this.succeed(message, Date.now() - started);
+          this.succeed(message, Date.now() - started, entry);
         } finally {
           done();
         }
@@ -520,8 +536,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
       (e: Error) => {
         try {
           const reason = stop.aborted ? (stop.reason as Error) : e;
-          if (reason instanceof DrainTimeout || e instanceof ReleaseMessage) this.release(message);
-          else this.fail(message, reason);
+          if (reason instanceof DrainTimeout || e instanceof ReleaseMessage) this.release(message, entry);
+          else this.fail(message, reason, entry);
         } finally {
           done();
         }
@@ -529,34 +545,37 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
     );
   }
 
-  private succeed(message: Message, ms: number): void {
+  private succeed(message: Message, ms: number, entry: number): void {
+    this.o.board?.ledger.deleting(entry);
     this.emit("processed", message, ms);
     if (!message.ReceiptHandle) return;
-    this.deletes.add(message.ReceiptHandle).catch((e: Error) => this.emit("error", e, "DeleteMessage"));
+    this.deletes.add({ handle: message.ReceiptHandle, entry }).catch((e: Error) => this.emit("error", e, "DeleteMessage"));
   }
 
-  private fail(message: Message, error: Error): void {
+  private fail(message: Message, error: Error, entry: number): void {
     const receives = Number(message.Attributes?.ApproximateReceiveCount ?? 1);
     const seconds = retryDelay(this.o.retryDelaySeconds, receives);
+    this.o.board?.ledger.settling(entry, seconds);
     this.emit("failed", message, error, seconds);
-    this.setVisibility(message, seconds);
+    this.setVisibility(message, seconds, entry);
   }
 
   /** Back to the queue for another worker at once: not a failure, no retry delay. */
-  private release(message: Message): void {
+  private release(message: Message, entry: number): void {
+    this.o.board?.ledger.settling(entry, 0);
     this.emit("released", message);
-    this.held.push(message);
+    this.held.push({ message, entry });
     if (this.polls === 0 || this.running) this.handBack();
   }
 
   private handBack(): void {
-    for (const m of this.held.splice(0)) this.setVisibility(m, 0);
+    for (const h of this.held.splice(0)) this.setVisibility(h.message, 0, h.entry);
   }
 
-  private setVisibility(message: Message, seconds: number): void {
+  private setVisibility(message: Message, seconds: number, entry: number): void {
     if (!message.ReceiptHandle) return;
     this.visibility
-      .add({ handle: message.ReceiptHandle, seconds })
+      .add({ handle: message.ReceiptHandle, seconds, entry })
       .catch((e: Error) => this.emit("error", e, "ChangeMessageVisibility"));
   }
 
@@ -568,7 +587,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
       if (f.visibleAt - now > span / 2 || !f.message.ReceiptHandle) continue;
       f.visibleAt = now + span;
       this.visibility
-        .add({ handle: f.message.ReceiptHandle, seconds: this.o.visibilityTimeout })
+        .add({ handle: f.message.ReceiptHandle, seconds: this.o.visibilityTimeout, entry: -1 })
         .catch((e: Error) => this.emit("error", e, "ChangeMessageVisibility"));
     }
   }

@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import { ChangeMessageVisibilityBatchCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
 import { type ConsumerEvents, type ConsumerStats, type MessageSource, ProcessingTimeout } from "./consumer";
 import type { FromThread, MessageNote, ThreadConsumeOptions, ThreadData, ThreadError, ThreadEvents, ToThread } from "./handler-protocol";
 import { SMOKE_ATTRIBUTE } from "./contract";
@@ -52,6 +52,9 @@ const PACKING = { packBelow: 0.3, spreadAbove: 0.6, windowMs: 100 };
 
 /** A thread whose heartbeat (every 50 ms) is this old is blocked by a handler running synchronously. */
 const BLOCKED_AFTER_MS = 1_000;
+
+/** How long past SQS_WAIT_TIME a receive may take to come back (the network, a slow SQS). */
+const RECEIVE_MARGIN_MS = 5_000;
 
 /** The thread's script: the bundle ships it beside kiln-worker.js; from sources it runs through tsx. */
 function threadScript(): { script: string; eval: boolean } {
@@ -130,6 +133,8 @@ class HandlerThread implements RecycleUnit {
 
   constructor(
     readonly index: number,
+    /** Its counter in the slot count. */
+    readonly holder: number,
     o: HandlerPoolOptions,
     slots: SlotCount,
   ) {
@@ -140,8 +145,10 @@ class HandlerThread implements RecycleUnit {
     this.ended = new Promise<void>((resolve) => (this.markEnded = resolve));
     // A replacement thread has nobody waiting on it: the pool reports its failure as fatal instead.
     this.loaded.catch(() => undefined);
-    // Every message it may hold: its slots and one receive's read-ahead, twice over.
-    this.ledger = Ledger.create(2 * (o.maxWorkers + o.consume.maxMessages));
+    // Every message it may hold: its slots and one receive's read-ahead, twice over, and what it
+    // has finished but SQS has not yet acknowledged (a batch of deletes lingers up to 20 ms). A
+    // message past that is not tracked: it is still handled, but a thread ended then strands it.
+    this.ledger = Ledger.create(4 * (o.maxWorkers + o.consume.maxMessages) + 128);
     const { script, eval: isEval } = threadScript();
     const data: ThreadData = {
       modulePath: o.modulePath,
@@ -150,6 +157,8 @@ class HandlerThread implements RecycleUnit {
       abortGraceMs: o.abortGraceMs,
       slots: slots.buffer,
       threads: slots.threads,
+      holders: slots.holderCount,
+      holder,
       ledger: this.ledger.buffer,
       ledgerCapacity: this.ledger.capacity,
     };
@@ -198,6 +207,8 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
   /** Replaced threads until they have stopped: their memory is not given back before then. */
   private readonly ending = new Set<HandlerThread>();
   private readonly slots: SlotCount;
+  /** Counters of the slot count no thread holds with now. */
+  private readonly freeHolders: number[];
   private consuming = false;
   private stopping = false;
   private readonly perThread: number;
@@ -214,7 +225,11 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
   constructor(private readonly o: HandlerPoolOptions) {
     super();
     this.perThread = Math.ceil(o.maxWorkers / o.threads);
-    this.slots = SlotCount.create(o.maxWorkers, o.threads);
+    // A counter for every thread that may be alive at once: the live ones, and those still
+    // finishing (at most one a slot holds a handler that would not stop), with room to spare.
+    const holders = 2 * o.threads + o.maxWorkers + 4;
+    this.slots = SlotCount.create(o.maxWorkers, o.threads, holders);
+    this.freeHolders = Array.from({ length: holders }, (_, i) => holders - 1 - i);
     this.source = new PoolSource(
       {
         inFlight: () => this.slots.inFlight,
@@ -227,7 +242,7 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
   }
 
   async start(): Promise<void> {
-    const started = Array.from({ length: this.o.threads }, (_, i) => this.spawn(i));
+    const started = Array.from({ length: this.o.threads }, (_, i) => this.spawn(i, this.freeHolders.pop()!));
     try {
       await Promise.all(started.map((t) => t.loaded));
     } catch (e) {
@@ -299,8 +314,26 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     for (const t of [...this.threads, ...this.ending]) {
       if (t.gone || t.drained) continue;
       t.send({ t: "hurry", why });
-      setTimeout(() => void this.end(t), this.o.abortGraceMs + 500).unref();
+      this.endBy(t, this.o.abortGraceMs + 500);
     }
+  }
+
+  /**
+   * Ends a thread still there `ms` from now: at once if a handler blocks it, else not before a
+   * receive it had open has come back (SQS_WAIT_TIME from now at most), for SQS delivers into a
+   * receive whatever happens to the thread that made it, and ending that thread would strand it.
+   * A thread that stops receiving now opens no other.
+   */
+  private endBy(t: HandlerThread, ms: number): void {
+    const receivesBack = Date.now() + this.o.consume.waitTimeSeconds * 1000 + RECEIVE_MARGIN_MS;
+    const timer = setTimeout(() => {
+      if (t.gone) return;
+      const now = Date.now();
+      if (now >= receivesBack || now - t.ledger.heartbeat >= BLOCKED_AFTER_MS) return void this.end(t);
+      const last = setTimeout(() => void this.end(t), receivesBack - now);
+      void t.ended.then(() => clearTimeout(last));
+    }, ms);
+    void t.ended.then(() => clearTimeout(timer));
   }
 
   /**
@@ -309,12 +342,8 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
    */
   private drainThread(t: HandlerThread, ms: number): Promise<void> {
     if (t.gone || t.onDrained) return t.ended;
-    const hard = setTimeout(() => void this.end(t), ms + this.o.abortGraceMs + 500);
-    t.onDrained = () => {
-      clearTimeout(hard);
-      void this.end(t);
-    };
-    void t.ended.then(() => clearTimeout(hard));
+    this.endBy(t, ms + this.o.abortGraceMs + 500);
+    t.onDrained = () => void this.end(t);
     t.retiring = true;
     t.send({ t: "drain", ms });
     return t.ended;
@@ -358,7 +387,7 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
       if (!t.ready || t.gone) continue;
       if (now - t.ledger.heartbeat < BLOCKED_AFTER_MS) continue;
       // Blocked: its own keeper cannot run, so the main thread keeps its messages hidden.
-      const entries = t.ledger.entries();
+      const entries = t.ledger.entries().filter((e) => e.state === EntryState.Held || e.state === EntryState.Running);
       const span = this.o.consume.visibilityTimeout * 1000;
       if (entries.length && now - t.extendedAt >= span / 4) {
         t.extendedAt = now;
@@ -376,8 +405,8 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     }
   }
 
-  private spawn(index: number): HandlerThread {
-    const thread = new HandlerThread(index, this.o, this.slots);
+  private spawn(index: number, holder: number): HandlerThread {
+    const thread = new HandlerThread(index, holder, this.o, this.slots);
     this.threads[index] = thread;
     const output = new HandlerOutput(this.o.log, () => ({ source: "handler", thread: index }));
     output.attach(thread.worker.stdout, "stdout");
@@ -402,7 +431,10 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
   private failLoad(thread: HandlerThread, e: Error): void {
     if (thread.gone) return;
     thread.gone = true;
-    void thread.worker.terminate().then(() => thread.markEnded());
+    void thread.worker.terminate().then(() => {
+      this.freeHolder(thread);
+      thread.markEnded();
+    });
     thread.loadFailed(e);
   }
 
@@ -434,8 +466,13 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
           `a handler ignored ${what}: its thread takes no more messages and is replaced once the others in it finish`,
         );
         thread.ignored ??= reason;
+        // A fresh thread takes the other slots now. This one finishes its other messages and goes:
+        // ended as soon as only handlers that would not stop are left ("stuck"), or drained if the
+        // one that went on stops after all.
         thread.retiring = true;
         this.rebalance();
+        void this.drainThread(thread, this.o.consume.processingTimeoutMs);
+        this.replace(thread, "a handler ignored its abort signal", true);
         return;
       }
       case "stuck":
@@ -509,7 +546,10 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     if (!thread.gone) this.ending.add(thread);
     const start = () => {
       if (this.stopping || this.threads[thread.index] !== thread) return;
-      this.spawn(thread.index).loaded.catch((e: Error) =>
+      // Every counter is held by a thread still finishing: wait for one to end.
+      const holder = this.freeHolders.pop();
+      if (holder === undefined) return void setTimeout(start, 100).unref();
+      this.spawn(thread.index, holder).loaded.catch((e: Error) =>
         this.emit("fatal", new Error(`a handler thread could not load WORKER_HANDLER again: ${e.message}`)),
       );
     };
@@ -531,14 +571,23 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     this.ending.add(thread);
     await thread.worker.terminate();
     this.ending.delete(thread);
-    const held = thread.ledger.slotsHeld;
-    if (held > 0) this.slots.release(held);
+    this.freeHolder(thread);
     // Only a handler past its processing timeout fails; one told to stop by the drain's end, and
-    // every message that merely shared its thread, goes back untouched.
+    // every message that merely shared its thread, goes back untouched. What the thread had
+    // already decided (a delete, a retry delay) but SQS had not acknowledged is done for it.
     const stuck = thread.ignored?.name === "ProcessingTimeout" ? thread.ignored : undefined;
     const now = Date.now();
     const changes: [LedgerEntry, number][] = [];
+    const deletes: LedgerEntry[] = [];
     for (const entry of thread.ledger.entries()) {
+      if (entry.state === EntryState.Deleting) {
+        deletes.push(entry);
+        continue;
+      }
+      if (entry.state === EntryState.Settling) {
+        changes.push([entry, entry.seconds]);
+        continue;
+      }
       const message = messageOf({ id: entry.messageId, receives: entry.receiveCount });
       if (stuck && entry.state === EntryState.Running && now - entry.since >= this.o.consume.processingTimeoutMs) {
         const seconds = retryDelay(this.o.consume.retryDelaySeconds, entry.receiveCount);
@@ -550,40 +599,75 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
         changes.push([entry, 0]);
       }
     }
-    if (changes.length) await this.changeVisibility(changes);
+    await Promise.all([changes.length && this.changeVisibility(changes), deletes.length && this.deleteMessages(deletes)]);
     thread.markEnded();
     this.emit("capacity");
   }
 
-  private changeVisibility(changes: [LedgerEntry, number][]): Promise<void> {
-    this.sqs ??= workerSqsClient({
+  /** Its slots go back to the count (a dead thread runs no handler), and its counter to the next thread. */
+  private freeHolder(thread: HandlerThread): void {
+    this.slots.clear(thread.holder);
+    this.freeHolders.push(thread.holder);
+  }
+
+  private client(): SQSClient {
+    return (this.sqs ??= workerSqsClient({
       region: this.o.consume.region ?? "us-east-1",
       endpoint: this.o.consume.endpoint,
       credentials: staticCredentials(this.o.env ?? process.env),
-    });
-    const sqs = this.sqs;
+    }));
+  }
+
+  /**
+   * Sends `items` to SQS in batches of ten (a batch API's limit), reporting refused entries and
+   * failed calls as errors of `operation`; tracked until SQS has answered, so that stop() waits.
+   */
+  private inBatches<T>(
+    items: T[],
+    operation: string,
+    send: (sqs: SQSClient, batch: T[]) => Promise<{ Failed?: { Message?: string; Code?: string }[] }>,
+    done?: (acknowledged: number) => void,
+  ): Promise<void> {
+    const sqs = this.client();
     const calls: Promise<void>[] = [];
-    for (let i = 0; i < changes.length; i += 10) {
-      const batch = changes.slice(i, i + 10);
+    for (let i = 0; i < items.length; i += 10) {
+      const batch = items.slice(i, i + 10);
       calls.push(
-        sqs
-          .send(
-            new ChangeMessageVisibilityBatchCommand({
-              QueueUrl: this.o.consume.queueUrl,
-              Entries: batch.map(([e, seconds], j) => ({ Id: String(j), ReceiptHandle: e.receiptHandle, VisibilityTimeout: seconds })),
-            }),
-          )
-          .then(
-            (out) => {
-              for (const f of out.Failed ?? []) this.source.emit("error", new Error(f.Message ?? f.Code ?? "refused"), "ChangeMessageVisibility");
-            },
-            (e: Error) => void this.source.emit("error", e, "ChangeMessageVisibility"),
-          ),
+        send(sqs, batch).then(
+          (out) => {
+            for (const f of out.Failed ?? []) this.source.emit("error", new Error(f.Message ?? f.Code ?? "refused"), operation);
+            done?.(batch.length - (out.Failed?.length ?? 0));
+          },
+          (e: Error) => void this.source.emit("error", e, operation),
+        ),
       );
     }
     const all = Promise.all(calls).then(() => undefined);
     this.settling.add(all);
     void all.finally(() => this.settling.delete(all));
     return all;
+  }
+
+  /** Messages an ended thread had processed whose delete SQS had not acknowledged. */
+  private deleteMessages(entries: LedgerEntry[]): Promise<void> {
+    const QueueUrl = this.o.consume.queueUrl;
+    return this.inBatches(
+      entries,
+      "DeleteMessage",
+      (sqs, batch) => sqs.send(new DeleteMessageBatchCommand({ QueueUrl, Entries: batch.map((e, j) => ({ Id: String(j), ReceiptHandle: e.receiptHandle })) })),
+      (deleted) => deleted && this.source.emit("deleted", deleted),
+    );
+  }
+
+  private changeVisibility(changes: [LedgerEntry, number][]): Promise<void> {
+    const QueueUrl = this.o.consume.queueUrl;
+    return this.inBatches(changes, "ChangeMessageVisibility", (sqs, batch) =>
+      sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl,
+          Entries: batch.map(([e, seconds], j) => ({ Id: String(j), ReceiptHandle: e.receiptHandle, VisibilityTimeout: seconds })),
+        }),
+      ),
+    );
   }
 }

@@ -35,6 +35,9 @@ export interface ThreadData {
   abortGraceMs: number;
   slots: SharedArrayBuffer;
   threads: number;
+  /** Holders in the slot count, and which one is this thread's. */
+  holders: number;
+  holder: number;
   ledger: SharedArrayBuffer;
   ledgerCapacity: number;
 }

@@ -43,7 +43,7 @@ class Stop {
 
 const port = parentPort!;
 const data = workerData as ThreadData;
-const slots = new SlotCount(data.slots, data.threads);
+const slots = new SlotCount(data.slots, data.threads, data.holders);
 const ledger = new Ledger(data.ledger, data.ledgerCapacity);
 let consumer: Consumer | undefined;
 /** Takes no more messages: drained, or holding a handler that would not stop. */
@@ -177,13 +177,22 @@ function retire(): void {
   checkStuck();
 }
 
-/** Only handlers that would not stop are left: the main thread ends this thread and fails them. */
+let stuck = false;
+
+/**
+ * Only handlers that would not stop are left, and no receive is open (ending the thread would
+ * strand what it brings): once what the others' messages became is acknowledged by SQS, the main
+ * thread ends this thread and fails them. Looked at on every outcome and every heartbeat.
+ */
 function checkStuck(): void {
-  if (!retiring || ignoring.size === 0 || !consumer) return;
-  if (consumer.inFlight <= ignoring.size && consumer.openReceives === 0) {
+  const c = consumer;
+  if (stuck || !retiring || ignoring.size === 0 || !c) return;
+  if (c.inFlight > ignoring.size || c.openReceives > 0) return;
+  stuck = true;
+  void c.flushWrites().finally(() => {
     flush();
     post({ t: "stuck" });
-  }
+  });
 }
 
 async function drain(ms: number): Promise<void> {
@@ -214,7 +223,7 @@ function startConsuming(handle: Handle): void {
     process: runner(handle),
     // Above WORKER_MAX_RSS_MB no message starts: the main thread replaces the biggest thread first.
     capacity: maxRss ? () => (process.memoryUsage.rss() > maxRss ? 0 : o.concurrency) : undefined,
-    board: { slots, thread: data.index, ledger },
+    board: { slots, thread: data.index, holder: data.holder, ledger },
     budget: o.budget,
   });
   consumer.on("processed", (m, ms) => {
@@ -273,6 +282,7 @@ async function main(): Promise<void> {
   setInterval(() => {
     ledger.beat();
     consumer?.wake();
+    checkStuck();
   }, 50);
   ledger.beat();
   let handle: Handle;

@@ -8,9 +8,10 @@
  *   MAX_WORKERS handlers ever run at once, however the threads share them.
  * - Each thread's **share**: how many of MAX_WORKERS it may fill, set by the main thread (all of
  *   them in one thread while handlers are cheap, spread over the threads when they compute).
- * - Each thread's **ledger**: every message it holds (received and waiting for a slot, or running
- *   since when), with its receipt handle and receive count. A thread that dies, or is ended because
- *   a handler blocked it, cannot hand its messages back: the main thread reads its ledger and does.
+ * - Each thread's **ledger**: every message it holds (received and waiting for a slot, running
+ *   since when, or finished with its delete or visibility change not yet acknowledged by SQS), with
+ *   its receipt handle and receive count. A thread that dies, or is ended because a handler blocked
+ *   it, cannot finish its messages: the main thread reads its ledger and does.
  * - Each thread's **heartbeat**: when its event loop last turned. A stale one means a handler is
  *   running synchronously; the main thread then keeps its messages hidden and, past the processing
  *   timeout, ends it.
@@ -23,9 +24,8 @@ export const MESSAGE_ID_MAX = 100;
 const ENTRY_BYTES = RECEIPT_MAX + MESSAGE_ID_MAX;
 
 const enum Global {
-  InFlight = 0,
-  Max = 1,
-  Length = 2,
+  Max = 0,
+  Length = 1,
 }
 
 export const enum EntryState {
@@ -34,23 +34,35 @@ export const enum EntryState {
   Held = 1,
   /** Its handler is running. */
   Running = 2,
+  /** Processed: its delete is on its way to SQS. */
+  Deleting = 3,
+  /** Failed or given back: its visibility change (to `seconds`) is on its way to SQS. */
+  Settling = 4,
 }
 
-/** The shared slot count, and every thread's share of it. */
+/**
+ * The shared slot count, and every thread's share of it. Each thread holds its slots in a counter
+ * of its own (a holder, given by the main thread), and the count is their sum: taking or giving
+ * back a slot is one atomic operation on the thread's own counter, so a thread ended at any
+ * instruction leaves a counter that says exactly what it held, and the main thread clears it.
+ */
 export class SlotCount {
   private readonly g: Int32Array;
   private readonly shares: Int32Array;
+  private readonly holders: Int32Array;
 
   constructor(
     readonly buffer: SharedArrayBuffer,
     readonly threads: number,
+    readonly holderCount: number,
   ) {
     this.g = new Int32Array(buffer, 0, Global.Length);
     this.shares = new Int32Array(buffer, Global.Length * 4, threads);
+    this.holders = new Int32Array(buffer, (Global.Length + threads) * 4, holderCount);
   }
 
-  static create(maxWorkers: number, threads: number): SlotCount {
-    const count = new SlotCount(new SharedArrayBuffer((Global.Length + threads) * 4), threads);
+  static create(maxWorkers: number, threads: number, holderCount: number): SlotCount {
+    const count = new SlotCount(new SharedArrayBuffer((Global.Length + threads + holderCount) * 4), threads, holderCount);
     Atomics.store(count.g, Global.Max, maxWorkers);
     return count;
   }
@@ -59,22 +71,39 @@ export class SlotCount {
     return Atomics.load(this.g, Global.Max);
   }
 
+  /** Slots held across every holder. */
   get inFlight(): number {
-    return Atomics.load(this.g, Global.InFlight);
+    let n = 0;
+    for (let i = 0; i < this.holderCount; i++) n += Atomics.load(this.holders, i);
+    return n;
   }
 
-  /** Takes a slot if one is free. */
-  tryAcquire(): boolean {
+  /**
+   * Takes a slot for `holder` if one is free. It counts itself in first and backs out if that made
+   * too many: of threads racing for the last slot, the last to count itself in sees every other
+   * one, so never more than the count are held (two racers may both back out; they look again).
+   */
+  tryAcquire(holder: number): boolean {
     const max = Atomics.load(this.g, Global.Max);
-    for (;;) {
-      const now = Atomics.load(this.g, Global.InFlight);
-      if (now >= max) return false;
-      if (Atomics.compareExchange(this.g, Global.InFlight, now, now + 1) === now) return true;
-    }
+    if (this.inFlight >= max) return false;
+    Atomics.add(this.holders, holder, 1);
+    if (this.inFlight <= max) return true;
+    Atomics.sub(this.holders, holder, 1);
+    return false;
   }
 
-  release(n = 1): void {
-    Atomics.sub(this.g, Global.InFlight, n);
+  release(holder: number): void {
+    Atomics.sub(this.holders, holder, 1);
+  }
+
+  /** Slots `holder` holds. */
+  held(holder: number): number {
+    return Atomics.load(this.holders, holder);
+  }
+
+  /** Gives back every slot of a holder whose thread is gone, for the next thread to hold with. */
+  clear(holder: number): void {
+    Atomics.store(this.holders, holder, 0);
   }
 
   share(thread: number): number {
@@ -93,22 +122,29 @@ export interface LedgerEntry {
   receiveCount: number;
   /** When its handler started (Running only), in ms since the epoch. */
   since: number;
+  /** The visibility it is being given (Settling only), in seconds. */
+  seconds: number;
 }
 
 /**
  * One thread's messages and heartbeat. The thread writes, the main thread reads: while the thread
- * lives only the heartbeat and start times, once it is gone (or frozen) everything.
+ * lives only the heartbeat and start times (and, while a handler blocks it, what to keep hidden),
+ * once it is gone everything. An entry lives from the receive until SQS has acknowledged what
+ * became of the message (its delete or its visibility change), so that a thread ended with a
+ * delete still on its way leaves the main thread a delete to make, not a message to redeliver.
  */
 export class Ledger {
   private readonly state: Int32Array;
   private readonly receives: Int32Array;
   private readonly lengths: Int32Array;
   private readonly idLengths: Int32Array;
+  /** Visibility in seconds, for Settling entries. */
+  private readonly targets: Int32Array;
+  /** Odd while the thread rewrites an entry's handle: the main thread reads a live ledger by it. */
+  private readonly versions: Int32Array;
   /** [0]: heartbeat; [1]: time spent in handlers' synchronous code; [2 + i]: entry i's start. */
   private readonly times: Float64Array;
   private readonly bytes: Buffer;
-  /** Slots this thread holds of the shared count: given back for it when it dies. */
-  private readonly held: Int32Array;
   private free: number[] = [];
 
   constructor(
@@ -121,11 +157,12 @@ export class Ledger {
       at += n * 4;
       return a;
     };
-    this.held = ints(2);
     this.state = ints(capacity);
     this.receives = ints(capacity);
     this.lengths = ints(capacity);
     this.idLengths = ints(capacity);
+    this.targets = ints(capacity);
+    this.versions = ints(capacity);
     at = Math.ceil(at / 8) * 8;
     this.times = new Float64Array(buffer, at, capacity + 2);
     at += (capacity + 2) * 8;
@@ -134,7 +171,7 @@ export class Ledger {
   }
 
   static create(capacity: number): Ledger {
-    const ints = (2 + 4 * capacity) * 4;
+    const ints = 6 * capacity * 4;
     const size = Math.ceil(ints / 8) * 8 + (capacity + 2) * 8 + capacity * ENTRY_BYTES;
     return new Ledger(new SharedArrayBuffer(size), capacity);
   }
@@ -145,9 +182,11 @@ export class Ledger {
     const i = this.free.pop();
     if (i === undefined) return -1;
     const at = i * ENTRY_BYTES;
+    Atomics.add(this.versions, i, 1);
     Atomics.store(this.lengths, i, this.bytes.write(receiptHandle, at, RECEIPT_MAX, "latin1"));
     Atomics.store(this.idLengths, i, this.bytes.write(messageId, at + RECEIPT_MAX, MESSAGE_ID_MAX, "latin1"));
     Atomics.store(this.receives, i, receiveCount);
+    Atomics.add(this.versions, i, 1);
     Atomics.store(this.state, i, EntryState.Held);
     return i;
   }
@@ -158,20 +197,22 @@ export class Ledger {
     Atomics.store(this.state, i, EntryState.Running);
   }
 
+  /** Processed: held until SQS acknowledges its delete. */
+  deleting(i: number): void {
+    if (i >= 0) Atomics.store(this.state, i, EntryState.Deleting);
+  }
+
+  /** Failed or given back: held until SQS acknowledges its new visibility. */
+  settling(i: number, seconds: number): void {
+    if (i < 0) return;
+    Atomics.store(this.targets, i, seconds);
+    Atomics.store(this.state, i, EntryState.Settling);
+  }
+
   drop(i: number): void {
     if (i < 0 || Atomics.load(this.state, i) === EntryState.Free) return;
     Atomics.store(this.state, i, EntryState.Free);
     this.free.push(i);
-  }
-
-  /** The thread took (+1) or gave back (-1) a slot of the shared count. */
-  slots(delta: number): void {
-    Atomics.add(this.held, 0, delta);
-  }
-
-  /** Slots of the shared count this thread still holds. */
-  get slotsHeld(): number {
-    return Atomics.load(this.held, 0);
   }
 
   beat(now = Date.now()): void {
@@ -191,20 +232,23 @@ export class Ledger {
     return this.times[1];
   }
 
-  /** Every message held: read by the main thread. */
+  /** Every message held: read by the main thread (an entry the thread is rewriting meanwhile is left out). */
   entries(): LedgerEntry[] {
     const out: LedgerEntry[] = [];
     for (let i = 0; i < this.capacity; i++) {
+      const version = Atomics.load(this.versions, i);
       const state = Atomics.load(this.state, i) as EntryState;
-      if (state === EntryState.Free) continue;
+      if (state === EntryState.Free || version % 2 === 1) continue;
       const at = i * ENTRY_BYTES;
-      out.push({
+      const entry: LedgerEntry = {
         state,
         receiptHandle: this.bytes.toString("latin1", at, at + Atomics.load(this.lengths, i)),
         messageId: this.bytes.toString("latin1", at + RECEIPT_MAX, at + RECEIPT_MAX + Atomics.load(this.idLengths, i)),
         receiveCount: Atomics.load(this.receives, i),
         since: this.times[2 + i],
-      });
+        seconds: Atomics.load(this.targets, i),
+      };
+      if (Atomics.load(this.versions, i) === version) out.push(entry);
     }
     return out;
   }

@@ -41,8 +41,10 @@ describe("the handler pool's threads (WORKER_HANDLER), each consuming the queue 
     modulePath?: string;
     processingTimeoutMs?: number;
     abortGraceMs?: number;
+    waitTimeSeconds?: number;
+    visibilityTimeout?: number;
   }) {
-    const q = await sqs.queuePair(`pool-${n++}`);
+    const q = await sqs.queuePair(`pool-${n++}`, { visibilityTimeout: o.visibilityTimeout });
     const file = path.join(dir, "record");
     fs.writeFileSync(file, "");
     const p = new HandlerPool({
@@ -53,8 +55,8 @@ describe("the handler pool's threads (WORKER_HANDLER), each consuming the queue 
       consume: {
         queueUrl: q.url,
         maxMessages: 10,
-        waitTimeSeconds: 1,
-        visibilityTimeout: 30,
+        waitTimeSeconds: o.waitTimeSeconds ?? 1,
+        visibilityTimeout: o.visibilityTimeout ?? 30,
         processingTimeoutMs: o.processingTimeoutMs ?? 30_000,
         retryDelaySeconds: 600,
         region: REGION,
@@ -215,9 +217,105 @@ describe("the handler pool's threads (WORKER_HANDLER), each consuming the queue 
     assert.ok(await eventually(() => recycled.length === 1 && failed.length === 1, 10_000), "the thread was ended once the other message finished");
     assert.equal(processed, 1, "the other message finished first");
     assert.deepEqual(failed, ["ProcessingTimeout"]);
+    // The other message's delete was acknowledged before the thread was ended: only the failed one
+    // is left hidden (for its retry delay), nothing comes back after the visibility timeout.
+    assert.ok(await eventually(async () => (await sqs.depth(q.url)).inFlight === 1, 3_000), JSON.stringify(await sqs.depth(q.url)));
     // A fresh thread takes both slots again.
     await sqs.send(q.url, ["a", "b", "c"]);
     assert.ok(await eventually(() => processed === 4, 10_000));
     assert.ok(await eventually(() => p.source.inFlight === 0, 5_000));
+  });
+
+  /** A handler module in the test's directory that appends each message's body to `runs` as it starts. */
+  function handlerFile(name: string, body: string): string {
+    const file = path.join(dir, name);
+    fs.writeFileSync(
+      file,
+      `const fs = require("node:fs");
+      const runs = ${JSON.stringify(path.join(dir, "runs"))};
+      exports.handle = (message, ctx) => {
+        fs.appendFileSync(runs, message.Body + "\\n");
+        ${body}
+      };`,
+    );
+    return file;
+  }
+
+  const runs = (): string[] => (fs.existsSync(path.join(dir, "runs")) ? fs.readFileSync(path.join(dir, "runs"), "utf8").split("\n").filter(Boolean) : []);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it("replaces a thread whose handler ignored its timeout and then finished, and goes on consuming", async () => {
+    // Two slots packed in one thread, with an idle long poll open when "late" is given up on (so
+    // the thread is not ended at once); "late" then finishes after all. The thread it held must not
+    // leave the worker idle.
+    const modulePath = handlerFile("late.js", `if (message.Body === "late") return new Promise((r) => setTimeout(r, 600));`);
+    const { pool: p, q } = await pool({ maxWorkers: 2, threads: 1, modulePath, processingTimeoutMs: 300, abortGraceMs: 200, waitTimeSeconds: 5 });
+    const recycled: string[] = [];
+    p.on("recycled", (_u, why) => recycled.push(why));
+    await sqs.send(q.url, ["late"]);
+    p.source.start();
+    assert.ok(await eventually(() => recycled.length === 1, 10_000), "the thread was given up on");
+    await sleep(500);
+    await sqs.send(q.url, ["a", "b", "c"]);
+    assert.ok(await eventually(() => ["a", "b", "c"].every((b) => runs().includes(b)), 10_000), `ran: ${runs().join(",")}`);
+    assert.ok(await eventually(() => p.source.inFlight === 0 && p.capacity() === 2, 10_000), "every slot is back");
+  });
+
+  it("ends a thread left with only a handler that ignores its timeout, even while a long poll was open when it gave up", async () => {
+    // Packed in one thread with an idle long poll open: the receive comes back after the handler
+    // was given up on, and that must be looked at too.
+    const modulePath = handlerFile("ignore-alone.js", `return new Promise(() => setInterval(() => undefined, 1_000));`);
+    const { pool: p, q } = await pool({ maxWorkers: 2, threads: 1, modulePath, processingTimeoutMs: 300, abortGraceMs: 200, waitTimeSeconds: 2 });
+    const failed: string[] = [];
+    p.source.on("failed", (_m, e) => failed.push(e.name));
+    await sqs.send(q.url, ["ignore"]);
+    p.source.start();
+    assert.ok(await eventually(() => failed.length === 1, 15_000), "the ignoring handler's thread was ended and its message failed");
+    assert.deepEqual(failed, ["ProcessingTimeout"]);
+    await sqs.send(q.url, ["x"]);
+    assert.ok(await eventually(() => runs().includes("x"), 10_000), "a fresh thread consumes");
+  });
+
+  it("deletes a message a thread had processed but not yet deleted when a handler blocked it for good", async () => {
+    // "quick" is processed and its delete waits a few ms for others to share its batch; "spin",
+    // received next, blocks the thread before the delete goes out. The thread is ended: the main
+    // thread makes the delete, so "quick" does not come back after the visibility timeout.
+    const modulePath = handlerFile("spin-after.js", `if (message.Body === "spin") for (;;);`);
+    const { pool: p, q } = await pool({ maxWorkers: 1, threads: 1, modulePath, processingTimeoutMs: 300, abortGraceMs: 200, visibilityTimeout: 2 });
+    const failed: string[] = [];
+    p.source.on("failed", (_m, e) => failed.push(e.name));
+    await sqs.send(q.url, ["quick", "spin"]);
+    p.source.start();
+    assert.ok(await eventually(() => failed.length === 1, 15_000));
+    await sleep(4_000);
+    assert.deepEqual(runs(), ["quick", "spin"], "each ran once");
+    assert.deepEqual(await sqs.depth(q.url), { visible: 0, inFlight: 1, delayed: 0 }, "only the failed one is hidden, for its retry delay");
+  });
+
+  it("hands back the rest of a batch whose first message blocks its thread before the others start", async () => {
+    const modulePath = handlerFile("spin-first.js", `if (message.Body === "spin") for (;;);`);
+    const { pool: p, q } = await pool({ maxWorkers: 3, threads: 1, modulePath, processingTimeoutMs: 300, abortGraceMs: 200 });
+    await sqs.send(q.url, ["spin", "a", "b"]);
+    p.source.start();
+    // Back in the queue when the thread is ended (a second or so), not after the 30 s visibility timeout.
+    assert.ok(await eventually(() => runs().filter((r) => r !== "spin").length >= 2, 10_000), runs().join(","));
+    assert.deepEqual([...new Set(runs())].sort(), ["a", "b", "spin"]);
+  });
+
+  it("lets a thread told to hurry keep its open long poll until it comes back, and hands back what it brings", async () => {
+    // A second signal on an idle worker: ending the thread while its receive is open would strand
+    // whatever SQS delivers into that receive.
+    const { pool: p, q } = await pool({ maxWorkers: 2, threads: 1, abortGraceMs: 200, waitTimeSeconds: 3 });
+    let polled = 0;
+    p.source.on("polled", () => polled++);
+    p.source.start();
+    assert.ok(await eventually(() => polled >= 1, 10_000), "an empty receive came back: the next one is open now");
+    const drained = p.source.drain(60_000);
+    p.source.hurry("received SIGTERM again");
+    await sleep(1_000);
+    await sqs.send(q.url, ["late-1", "late-2"]);
+    const { released } = await drained;
+    assert.equal(released, 2);
+    assert.deepEqual(await sqs.depth(q.url), { visible: 2, inFlight: 0, delayed: 0 }, "nothing stranded");
   });
 });

@@ -22,23 +22,23 @@ describe("the board the handler threads share with the main thread (shared memor
   this.timeout(60_000);
 
   it("never lets threads that race for slots hold more than the count, and gets every slot back", async () => {
-    const slots = SlotCount.create(3, 4);
+    const slots = SlotCount.create(3, 4, 4);
     // A shared high-water mark of slots held at once, written by the racing threads themselves.
     const peak = new Int32Array(new SharedArrayBuffer(8));
     const race = `
-      const slots = new board.SlotCount(workerData.slots, 4);
+      const slots = new board.SlotCount(workerData.slots, 4, 4);
       const peak = new Int32Array(workerData.peak);
       let taken = 0;
       while (taken < 5000) {
-        if (!slots.tryAcquire()) continue;
+        if (!slots.tryAcquire(workerData.holder)) continue;
         taken++;
         const now = Atomics.add(peak, 1, 1) + 1;
         for (let seen = Atomics.load(peak, 0); now > seen; seen = Atomics.load(peak, 0)) Atomics.compareExchange(peak, 0, seen, now);
         for (let spin = 0; spin < 2000; spin++) Atomics.load(peak, 1);
         Atomics.sub(peak, 1, 1);
-        slots.release();
+        slots.release(workerData.holder);
       }`;
-    await Promise.all(Array.from({ length: 4 }, () => inThread(race, { slots: slots.buffer, peak: peak.buffer })));
+    await Promise.all(Array.from({ length: 4 }, (_, holder) => inThread(race, { slots: slots.buffer, peak: peak.buffer, holder })));
     assert.ok(peak[0] <= 3, `${peak[0]} slots held at once, of 3`);
     assert.ok(peak[0] >= 2, "the threads did race");
     assert.equal(slots.inFlight, 0);
@@ -54,7 +54,8 @@ describe("the board the handler threads share with the main thread (shared memor
        const c = ledger.hold("receipt-c", "id-c", 2);
        ledger.running(b, 1234.5);
        ledger.drop(a);
-       ledger.slots(1);
+       ledger.deleting(ledger.hold("receipt-d", "id-d", 1));
+       ledger.settling(ledger.hold("receipt-e", "id-e", 4), 600);
        if (ledger.hold(workerData.longest + "r", "too-long", 1) !== -1) throw new Error("a handle past SQS's limit was taken");
        ledger.beat(99);`,
       { ledger: ledger.buffer, longest },
@@ -65,12 +66,46 @@ describe("the board the handler threads share with the main thread (shared memor
       [
         ["id-b", "longest", 3, EntryState.Running],
         ["id-c", "receipt-c", 2, EntryState.Held],
+        ["id-d", "receipt-d", 1, EntryState.Deleting],
+        ["id-e", "receipt-e", 4, EntryState.Settling],
       ],
     );
     assert.equal(entries[0].since, 1234.5);
+    assert.equal(entries[3].seconds, 600, "a failed message's retry delay, for the main thread to give it");
     assert.equal(ledger.oldestRunning(), 1234.5);
-    assert.equal(ledger.slotsHeld, 1);
     assert.equal(ledger.heartbeat, 99);
+  });
+
+  it("gives back exactly what a thread held when it is ended at any instruction, so that no slot leaks", async () => {
+    // One slot: a single slot lost to an ended thread would stop the steady thread for good.
+    const slots = SlotCount.create(1, 2, 3);
+    const churn = `
+      const slots = new board.SlotCount(workerData.slots, 2, 3);
+      const { parentPort } = require("node:worker_threads");
+      parentPort?.postMessage("up");
+      for (let taken = 0; taken !== workerData.stopAfter; ) {
+        if (!slots.tryAcquire(workerData.holder)) continue;
+        taken++;
+        slots.release(workerData.holder);
+      }`;
+    // One thread runs to its end while others are ended mid-loop, each after a random while; the
+    // main thread then gives back what the ended one's counter says, as the pool does.
+    const steady = inThread(churn, { slots: slots.buffer, holder: 0, stopAfter: 200_000 });
+    for (let round = 0; round < 20; round++) {
+      const holder = 1 + (round % 2);
+      const script = `require(${JSON.stringify(require.resolve("tsx/cjs"))});
+        const board = require(${JSON.stringify(BOARD)});
+        const { workerData } = require("node:worker_threads");
+        ${churn}`;
+      const w = new Worker(script, { eval: true, workerData: { slots: slots.buffer, holder, stopAfter: -1 } });
+      await new Promise((r) => w.once("message", r));
+      await new Promise((r) => setTimeout(r, Math.random() * 20));
+      await w.terminate();
+      assert.ok(slots.held(holder) === 0 || slots.held(holder) === 1, `an ended thread held ${slots.held(holder)} slots, of the 1 it takes at a time`);
+      slots.clear(holder);
+    }
+    await steady;
+    assert.equal(slots.inFlight, 0, "every slot came back");
   });
 
   it("gives a full ledger's overflow no entry rather than overwriting one", () => {
