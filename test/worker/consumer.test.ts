@@ -118,15 +118,16 @@ describe("the consumer (real SQS: fauxqs on 127.0.0.1)", function () {
 
   it("hands what it read ahead back to the queue the moment it stops, hidden no longer", async () => {
     const q = await sqs.queuePair(`ahead-stop-${n++}`);
-    await sqs.send(q.url, bodies(300));
+    await sqs.send(q.url, bodies(800));
     let done = 0;
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    // Fast for 200 messages (so it reads ahead), then both slots hang.
-    const c = consumer(q.url, async () => (++done > 200 ? gate : undefined), { concurrency: 2, maxMessages: 10 });
+    // Fast for 600 messages (long enough for the finish rate that sizes read-ahead to be measured,
+    // even on a loaded machine), then both slots hang.
+    const c = consumer(q.url, async () => (++done > 600 ? gate : undefined), { concurrency: 2, maxMessages: 10 });
     c.start();
     try {
-      assert.ok(await eventually(() => done >= 202 && c.inFlight === 2 && c.waiting > 0), "both slots hang with messages read ahead");
+      assert.ok(await eventually(() => done >= 602 && c.inFlight === 2 && c.waiting > 0), "both slots hang with messages read ahead");
       const waiting = c.waiting;
       let released = 0;
       c.on("released", () => released++);
@@ -139,7 +140,7 @@ describe("the consumer (real SQS: fauxqs on 127.0.0.1)", function () {
       open();
     }
     await c.drain(5_000);
-    assert.deepEqual(await sqs.depth(q.url), { visible: 300 - 202, inFlight: 0, delayed: 0 });
+    assert.deepEqual(await sqs.depth(q.url), { visible: 800 - 602, inFlight: 0, delayed: 0 });
   });
 
   it("leaves a failed message to come back, and a poison one reaches the DLQ after exactly maxReceiveCount receives", async () => {
