@@ -1,3 +1,5 @@
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
+
 /**
  * Collects single SQS operations (delete, change visibility) into batch calls of up to ten, sent as
  * soon as ten are waiting or `lingerMs` after the first: one request instead of ten at high rates,
@@ -63,4 +65,28 @@ export class Batcher<T> {
       .finally(() => this.inflight.delete(call));
     this.inflight.add(call);
   }
+}
+
+/** SQS's answer to a batch call, as a Batcher reads it: the entries it refused, with why. */
+function refused(out: { Failed?: { Id?: string; Message?: string; Code?: string }[] }): BatchResult {
+  return { failed: (out.Failed ?? []).map((f) => ({ id: f.Id!, message: f.Message ?? f.Code ?? "refused" })) };
+}
+
+/** DeleteMessageBatch for a Batcher of receipt handles. */
+export function sqsDeletes(sqs: SQSClient, queueUrl: string): SendBatch<string> {
+  return async (entries) =>
+    refused(await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item })) })));
+}
+
+/** ChangeMessageVisibilityBatch for a Batcher of receipt handles and the visibility each gets. */
+export function sqsVisibilityChanges(sqs: SQSClient, queueUrl: string): SendBatch<{ handle: string; seconds: number }> {
+  return async (entries) =>
+    refused(
+      await sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item.handle, VisibilityTimeout: e.item.seconds })),
+        }),
+      ),
+    );
 }

@@ -1,13 +1,6 @@
 import { EventEmitter } from "node:events";
-import {
-  ChangeMessageVisibilityBatchCommand,
-  DeleteMessageBatchCommand,
-  Message,
-  MessageSystemAttributeName,
-  ReceiveMessageCommand,
-  SQSClient,
-} from "@aws-sdk/client-sqs";
-import { Batcher } from "./batcher";
+import { Message, MessageSystemAttributeName, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { Batcher, sqsDeletes, sqsVisibilityChanges } from "./batcher";
 import type { Ledger, SlotCount } from "./slot-board";
 import { retryDelay } from "./settings";
 
@@ -225,22 +218,17 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
 
   constructor(private readonly o: ConsumerOptions) {
     super();
-    const failures = (out: { Failed?: { Id?: string; Message?: string; Code?: string }[] }) => ({
-      failed: (out.Failed ?? []).map((f) => ({ id: f.Id!, message: f.Message ?? f.Code ?? "refused" })),
-    });
     // An entry's ledger record goes once SQS has answered for it, whatever the answer: until then a
     // thread ended meanwhile leaves the main thread its delete or visibility change to make.
     const ledger = o.board?.ledger;
     const forget = (entries: { item: { entry: number } }[]) => {
       if (ledger) for (const e of entries) ledger.drop(e.item.entry);
     };
+    const sendDeletes = sqsDeletes(o.sqs, o.queueUrl);
+    const sendVisibility = sqsVisibilityChanges(o.sqs, o.queueUrl);
     this.deletes = new Batcher(async (entries) => {
       try {
-        const result = failures(
-          await o.sqs.send(
-            new DeleteMessageBatchCommand({ QueueUrl: o.queueUrl, Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item.handle })) }),
-          ),
-        );
+        const result = await sendDeletes(entries.map((e) => ({ id: e.id, item: e.item.handle })));
         const deleted = entries.length - result.failed.length;
         this.stats.deleteBatches++;
         this.stats.deleted += deleted;
@@ -258,14 +246,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements MessageSou
     this.visibility = new Batcher(async (entries) => {
       this.stats.visibilityBatches++;
       try {
-        return failures(
-          await o.sqs.send(
-            new ChangeMessageVisibilityBatchCommand({
-              QueueUrl: o.queueUrl,
-              Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.item.handle, VisibilityTimeout: e.item.seconds })),
-            }),
-          ),
-        );
+        return await sendVisibility(entries);
       } finally {
         forget(entries);
       }

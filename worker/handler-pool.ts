@@ -2,7 +2,8 @@ import { EventEmitter } from "node:events";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import type { Message, SQSClient } from "@aws-sdk/client-sqs";
+import { Batcher, sqsDeletes, sqsVisibilityChanges } from "./batcher";
 import { type ConsumerEvents, type ConsumerStats, type MessageSource, ProcessingTimeout } from "./consumer";
 import type { FromThread, MessageNote, ThreadConsumeOptions, ThreadData, ThreadError, ThreadEvents, ToThread } from "./handler-protocol";
 import { SMOKE_ATTRIBUTE } from "./contract";
@@ -198,7 +199,8 @@ class HandlerThread implements RecycleUnit {
  * synchronous loop past its timeout). A thread that is ended or dies cannot hand its messages back,
  * so the main thread does, from the thread's ledger: the one that would not stop fails, the others
  * go back to the queue untouched. A handler that ignores its abort signal keeps its slot (and its
- * thread, which takes nothing more) until the thread is ended once the others in it finish.
+ * thread, which takes nothing more and is replaced at once) until the thread is ended once the
+ * others in it finish.
  */
 export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerRuntime {
   readonly kind = "handler";
@@ -217,8 +219,9 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
   private packing = true;
   private supervisor?: NodeJS.Timeout;
   private sqs?: SQSClient;
+  /** What the pool itself asks of SQS for its threads (made on first use): deletes and visibility changes. */
+  private writes?: { deletes: Batcher<string>; visibility: Batcher<{ handle: string; seconds: number }> };
   private released = 0;
-  private settling = new Set<Promise<void>>();
   /** The counts of threads already ended. */
   private readonly pastStats: ConsumerStats = { receives: 0, received: 0, deleteBatches: 0, deleted: 0, visibilityBatches: 0 };
 
@@ -284,7 +287,7 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     this.consuming = false;
     clearInterval(this.supervisor);
     await Promise.all([...this.threads, ...this.ending].map((t) => this.end(t)));
-    await Promise.all([...this.settling]);
+    await this.flushWrites();
     this.sqs?.destroy();
   }
 
@@ -303,7 +306,7 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     this.released = 0;
     const all = [...this.threads, ...this.ending].filter((t) => !t.gone);
     await Promise.all(all.map((t) => (t.ready ? this.drainThread(t, ms) : this.end(t))));
-    await Promise.all([...this.settling]);
+    await this.flushWrites();
     return { released: this.released };
   }
 
@@ -463,7 +466,7 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
         const what = reason.name === "ProcessingTimeout" ? "its processing timeout" : "its abort signal";
         this.o.log.error(
           { messageId: m.message.id, thread: thread.index, graceSeconds: this.o.abortGraceMs / 1000 },
-          `a handler ignored ${what}: its thread takes no more messages and is replaced once the others in it finish`,
+          `a handler ignored ${what}: a fresh thread takes over, and this one is ended once the others in it finish`,
         );
         thread.ignored ??= reason;
         // A fresh thread takes the other slots now. This one finishes its other messages and goes:
@@ -610,63 +613,41 @@ export class HandlerPool extends EventEmitter<RuntimeEvents> implements HandlerR
     this.freeHolders.push(thread.holder);
   }
 
-  private client(): SQSClient {
-    return (this.sqs ??= workerSqsClient({
+  private writer(): NonNullable<HandlerPool["writes"]> {
+    if (this.writes) return this.writes;
+    const sqs = (this.sqs = workerSqsClient({
       region: this.o.consume.region ?? "us-east-1",
       endpoint: this.o.consume.endpoint,
       credentials: staticCredentials(this.o.env ?? process.env),
     }));
+    const sendDeletes = sqsDeletes(sqs, this.o.consume.queueUrl);
+    return (this.writes = {
+      deletes: new Batcher(async (entries) => {
+        const result = await sendDeletes(entries);
+        const deleted = entries.length - result.failed.length;
+        if (deleted) this.source.emit("deleted", deleted);
+        return result;
+      }),
+      visibility: new Batcher(sqsVisibilityChanges(sqs, this.o.consume.queueUrl)),
+    });
   }
 
-  /**
-   * Sends `items` to SQS in batches of ten (a batch API's limit), reporting refused entries and
-   * failed calls as errors of `operation`; tracked until SQS has answered, so that stop() waits.
-   */
-  private inBatches<T>(
-    items: T[],
-    operation: string,
-    send: (sqs: SQSClient, batch: T[]) => Promise<{ Failed?: { Message?: string; Code?: string }[] }>,
-    done?: (acknowledged: number) => void,
-  ): Promise<void> {
-    const sqs = this.client();
-    const calls: Promise<void>[] = [];
-    for (let i = 0; i < items.length; i += 10) {
-      const batch = items.slice(i, i + 10);
-      calls.push(
-        send(sqs, batch).then(
-          (out) => {
-            for (const f of out.Failed ?? []) this.source.emit("error", new Error(f.Message ?? f.Code ?? "refused"), operation);
-            done?.(batch.length - (out.Failed?.length ?? 0));
-          },
-          (e: Error) => void this.source.emit("error", e, operation),
-        ),
-      );
-    }
-    const all = Promise.all(calls).then(() => undefined);
-    this.settling.add(all);
-    void all.finally(() => this.settling.delete(all));
-    return all;
+  /** Waits until SQS has answered everything the pool asked of it. */
+  private async flushWrites(): Promise<void> {
+    await Promise.all([this.writes?.deletes.flush(), this.writes?.visibility.flush()]);
   }
 
   /** Messages an ended thread had processed whose delete SQS had not acknowledged. */
-  private deleteMessages(entries: LedgerEntry[]): Promise<void> {
-    const QueueUrl = this.o.consume.queueUrl;
-    return this.inBatches(
-      entries,
-      "DeleteMessage",
-      (sqs, batch) => sqs.send(new DeleteMessageBatchCommand({ QueueUrl, Entries: batch.map((e, j) => ({ Id: String(j), ReceiptHandle: e.receiptHandle })) })),
-      (deleted) => deleted && this.source.emit("deleted", deleted),
-    );
+  private deleteMessages(entries: LedgerEntry[]): Promise<unknown> {
+    const { deletes } = this.writer();
+    return Promise.all(entries.map((e) => deletes.add(e.receiptHandle).catch((err: Error) => void this.source.emit("error", err, "DeleteMessage"))));
   }
 
-  private changeVisibility(changes: [LedgerEntry, number][]): Promise<void> {
-    const QueueUrl = this.o.consume.queueUrl;
-    return this.inBatches(changes, "ChangeMessageVisibility", (sqs, batch) =>
-      sqs.send(
-        new ChangeMessageVisibilityBatchCommand({
-          QueueUrl,
-          Entries: batch.map(([e, seconds], j) => ({ Id: String(j), ReceiptHandle: e.receiptHandle, VisibilityTimeout: seconds })),
-        }),
+  private changeVisibility(changes: [LedgerEntry, number][]): Promise<unknown> {
+    const { visibility } = this.writer();
+    return Promise.all(
+      changes.map(([e, seconds]) =>
+        visibility.add({ handle: e.receiptHandle, seconds }).catch((err: Error) => void this.source.emit("error", err, "ChangeMessageVisibility")),
       ),
     );
   }

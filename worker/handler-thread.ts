@@ -160,7 +160,7 @@ function runner(handle: Handle) {
       settled = true;
       clearTimeout(grace);
       signal.removeEventListener("abort", onAbort);
-      if (ignoring.delete(message)) checkStuck();
+      ignoring.delete(message);
     };
     return Promise.resolve(result).then(end, (e: unknown) => {
       end();
@@ -182,7 +182,7 @@ let stuck = false;
 /**
  * Only handlers that would not stop are left, and no receive is open (ending the thread would
  * strand what it brings): once what the others' messages became is acknowledged by SQS, the main
- * thread ends this thread and fails them. Looked at on every outcome and every heartbeat.
+ * thread ends this thread and fails them. Looked at when the thread retires and on every heartbeat.
  */
 function checkStuck(): void {
   const c = consumer;
@@ -228,27 +228,21 @@ function startConsuming(handle: Handle): void {
   });
   consumer.on("processed", (m, ms) => {
     handled++;
-    // Its slot frees once this event is out: look then.
-    if (retiring) setImmediate(checkStuck);
     events.processed.push([note(m), ms]);
     scheduleFlush();
   });
   consumer.on("failed", (m, e, retryIn) => {
     handled++;
-    // Its slot frees once this event is out: look then.
-    if (retiring) setImmediate(checkStuck);
     events.failed.push([note(m), describe(e), retryIn]);
     scheduleFlush();
   });
   consumer.on("released", (m) => {
     events.released.push(note(m));
     scheduleFlush();
-    checkStuck();
   });
   consumer.on("polled", () => {
     events.polled++;
     scheduleFlush();
-    checkStuck();
   });
   consumer.on("error", (e, operation) => {
     events.errors.push([operation, describe(e)]);
