@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
 import { ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { ROOT } from "../../local/plan";
 import { eventually, sleep } from "../support/sqs";
@@ -95,7 +96,11 @@ describe("npm run local, as a process (local/cli.ts)", function () {
   });
 
   it("kills the workers on a second Ctrl-C and exits 130", async () => {
-    const run = cli(["--keep-running", "--messages", "20", "--fail-rate", "0", "--env", "DEMO_AVG_MS=10000"]);
+    // Every message takes a minute: the demo handler's random times (0 to 2 x DEMO_AVG_MS) let the
+    // first Ctrl-C's drain finish before the second one now and then.
+    const handler = path.join(tmp.dir, "minute.js");
+    fs.writeFileSync(handler, "exports.handle = () => new Promise((r) => setTimeout(r, 60_000));\n");
+    const run = cli(["--keep-running", "--messages", "20", "--fail-rate", "0", "--handler", handler]);
     assert.ok(await eventually(() => /in flight [1-9]/.test(run.stdout()), 20_000, 100), run.stdout() + run.stderr());
     run.child.kill("SIGINT");
     await sleep(800);
